@@ -1,0 +1,21 @@
+/**
+ * A message as it travels through the router, parsed once from whatever protocol carried it.
+ *
+ * `data` holds the header block (when present) followed by the payload. It is usually a view
+ * into the reader's socket chunk, so it is valid only for the duration of the synchronous
+ * `deliver()` call: a subscriber that keeps the message past that (a store, a queue) copies it.
+ */
+export interface Message {
+  readonly subject: string;
+  /** Reply subject, '' when the publisher gave none. */
+  readonly reply: string;
+  /** Header block length in bytes, or -1 when the message has no header block (plain PUB). */
+  readonly hdrLen: number;
+  /** Header block followed by payload. */
+  readonly data: Uint8Array;
+}
+
+/** Size of the payload alone (what nats-server counts in in_bytes / out_bytes). */
+export function payloadSize(msg: Message): number {
+  return msg.hdrLen > 0 ? msg.data.length - msg.hdrLen : msg.data.length;
+}

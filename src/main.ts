@@ -1,0 +1,147 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from './config/errors.js';
+import { loadOptions, usage } from './config/load.js';
+import type { ServerOptions } from './config/options.js';
+import { Logger } from './log.js';
+import { Server } from './server.js';
+import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
+
+/** CLI entry: nats-server's flags and config, then run until a signal says stop. */
+
+const SIGNALS: Record<string, NodeJS.Signals> = {
+  stop: 'SIGKILL',
+  quit: 'SIGINT',
+  term: 'SIGTERM',
+  reopen: 'SIGUSR1',
+  reload: 'SIGHUP',
+  ldm: 'SIGUSR2',
+};
+
+function sendSignal(cmd: string, pidArg: string): number {
+  const sig = SIGNALS[cmd];
+  if (sig === undefined) {
+    process.stderr.write(`nats-edge: unknown signal "${cmd}"\n`);
+    return 1;
+  }
+  let pidText = pidArg;
+  if (pidText !== '' && !/^\d+$/.test(pidText)) {
+    try {
+      pidText = readFileSync(pidText, 'utf8').trim();
+    } catch (err) {
+      process.stderr.write(`nats-edge: could not read pid file: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (!/^\d+$/.test(pidText)) {
+    process.stderr.write('nats-edge: --signal needs a PID or a PID file: --signal reload=<pid|file>\n');
+    return 1;
+  }
+  try {
+    process.kill(Number(pidText), sig);
+  } catch (err) {
+    process.stderr.write(`nats-edge: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+function load(argv: string[]): ReturnType<typeof loadOptions> | null {
+  try {
+    return loadOptions({ argv, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`nats-edge: ${err.message}\n`);
+      return null;
+    }
+    throw err;
+  }
+}
+
+function writeRuntimeFiles(o: ServerOptions, server: Server): void {
+  if (o.pidFile !== undefined) writeFileSync(o.pidFile, String(process.pid));
+  if (o.portsFileDir !== undefined) {
+    const ports = {
+      nats: [`nats://${o.host}:${server.clientPort()}`],
+      ...(o.httpPort !== undefined ? { monitoring: [`http://${o.httpHost}:${server.httpPort()}`] } : {}),
+    };
+    writeFileSync(join(o.portsFileDir, `nats-edge_${process.pid}.ports`), JSON.stringify(ports));
+  }
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const loaded = load(argv);
+  if (loaded === null) return 1;
+  const { options, warnings, action } = loaded;
+  if (action === 'version') {
+    process.stdout.write(`nats-edge: v${NATS_EDGE_VERSION} (nats-server ${NATS_SERVER_LEVEL} protocol level)\n`);
+    return 0;
+  }
+  if (action === 'help') {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (typeof action === 'object') return sendSignal(action.signal, action.pid);
+  const log = new Logger(options.logging);
+  for (const w of warnings) log.warn(w);
+  if (action === 'test-config') {
+    process.stdout.write(`nats-edge: configuration file ${options.configFile ?? ''} is valid\n`);
+    return 0;
+  }
+
+  log.info(`Starting nats-edge`);
+  log.info(`  Version:  ${NATS_EDGE_VERSION} (protocol level of nats-server ${NATS_SERVER_LEVEL})`);
+  log.info(`  Node:     ${process.version}`);
+  if (options.configFile !== undefined) log.info(`  Using configuration file: ${options.configFile}`);
+  if (options.profile !== undefined) log.info(`  Firmware profile: ${options.profile.name} (${options.profile.description})`);
+
+  const server = new Server(options, log);
+  try {
+    await server.startServer();
+  } catch (err) {
+    log.log('FTL', `Error listening: ${(err as Error).message}`);
+    return 1;
+  }
+  writeRuntimeFiles(options, server);
+  log.info(`Server id is ${server.serverId}`);
+  log.info(`Server name is ${server.serverName}`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.debug(`Trapped "${signal}" signal`);
+    void server.shutdown().then(() => {
+      if (options.pidFile !== undefined) rmSync(options.pidFile, { force: true });
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('terminated'));
+  process.on('SIGINT', () => stop('interrupt'));
+  process.on('SIGHUP', () => {
+    log.debug('Trapped "hangup" signal');
+    const next = load(argv);
+    if (next === null) {
+      log.error('Failed to reload server configuration: keeping the running configuration');
+      return;
+    }
+    for (const w of next.warnings) log.warn(w);
+    server.reload(next.options);
+  });
+  process.on('SIGUSR1', () => log.info('File log re-open ignored, not a file logger'));
+  process.on('SIGUSR2', () => {
+    void server.enterLameDuck().then(() => stop('lame duck'));
+  });
+  return -1;
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`nats-edge: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto';
+import type { ServerOptions } from './config/options.js';
+import { MemoryBudget } from './core/budget.js';
+import { Router } from './core/router.js';
+import type { Logger } from './log.js';
+import { MonitorServer } from './monitor/http-server.js';
+import type { ConnectionView, MonitorSource, ServerStats, SubjectIndexView } from './monitor/source.js';
+import { Authenticator } from './nats/auth.js';
+import type { ClientConnection } from './nats/client.js';
+import type { ClientContext } from './nats/context.js';
+import { NatsListener } from './nats/listener.js';
+import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
+
+const HOUSEKEEPING_MS = 250;
+
+/** A snapshot of a closed connection for /connz?state=closed; the live object is let go. */
+function snapshot(c: ClientConnection): ConnectionView {
+  const subs = c.subscriptions();
+  return {
+    cid: c.cid,
+    type: c.type,
+    ip: c.ip,
+    port: c.port,
+    start: c.start,
+    lastActivity: c.lastActivity,
+    rttMs: c.rttMs,
+    pendingBytes: 0,
+    inMsgs: c.inMsgs,
+    outMsgs: c.outMsgs,
+    inBytes: c.inBytes,
+    outBytes: c.outBytes,
+    name: c.name,
+    lang: c.lang,
+    version: c.version,
+    ...(c.tlsVersion !== undefined ? { tlsVersion: c.tlsVersion } : {}),
+    ...(c.tlsCipher !== undefined ? { tlsCipher: c.tlsCipher } : {}),
+    ...(c.authorizedUser !== undefined ? { authorizedUser: c.authorizedUser } : {}),
+    stop: c.stop ?? new Date(),
+    reason: c.reason ?? 'Client Closed',
+    subscriptions: () => subs,
+  };
+}
+
+/** nats-server ids are 56-char nkey-style public keys starting with N; ours look alike. */
+function newServerId(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes = randomBytes(55);
+  let id = 'N';
+  for (let i = 0; i < 55; i++) id += alphabet[bytes[i]! & 31];
+  return id;
+}
+
+/**
+ * One nats-edge server: the router, the client listener, monitoring, and the housekeeping
+ * that drives ping timers and write deadlines. Components that land later (JetStream, MQTT,
+ * leafnodes) attach to the same router.
+ */
+export class Server implements ClientContext, MonitorSource {
+  readonly router: Router;
+  readonly budget: MemoryBudget;
+  readonly serverId = newServerId();
+  readonly version = NATS_SERVER_LEVEL;
+  readonly start = new Date();
+  configLoadTime = new Date();
+  private opts: ServerOptions;
+  private auth: Authenticator;
+  private cid = 0;
+  private readonly clients = new Map<number, ClientConnection>();
+  private readonly closed: ConnectionView[] = [];
+  private readonly counters = { slowConsumers: 0, totalConnections: 0 };
+  private listener: NatsListener | null = null;
+  private monitor: MonitorServer | null = null;
+  private housekeeping: NodeJS.Timeout | null = null;
+  private boundPort = 0;
+  private boundHttpPort = 0;
+  private lameDuck = false;
+
+  constructor(
+    opts: ServerOptions,
+    readonly log: Logger,
+  ) {
+    this.opts = opts;
+    this.router = new Router();
+    this.budget = new MemoryBudget(opts.memoryBudget);
+    this.auth = new Authenticator({
+      ...(opts.authorization !== undefined ? { authorization: opts.authorization } : {}),
+      ...(opts.noAuthUser !== undefined ? { noAuthUser: opts.noAuthUser } : {}),
+    });
+  }
+
+  get serverName(): string {
+    return this.opts.serverName === '' ? this.serverId : this.opts.serverName;
+  }
+
+  // ---- ClientContext ----------------------------------------------------------------
+
+  options(): ServerOptions {
+    return this.opts;
+  }
+
+  authenticator(): Authenticator {
+    return this.auth;
+  }
+
+  nextCid(): number {
+    return ++this.cid;
+  }
+
+  infoBase(): Record<string, unknown> {
+    const o = this.opts;
+    const info: Record<string, unknown> = {
+      server_id: this.serverId,
+      server_name: this.serverName,
+      version: NATS_SERVER_LEVEL,
+      proto: 1,
+      go: `nats-edge/${NATS_EDGE_VERSION} node${process.versions.node}`,
+      host: o.host,
+      port: this.boundPort,
+      headers: !o.noHeaderSupport,
+      max_payload: o.maxPayload,
+    };
+    if (this.auth.required) info['auth_required'] = true;
+    if (o.tls !== undefined) {
+      if (o.allowNonTls) info['tls_available'] = true;
+      else info['tls_required'] = true;
+      if (o.tls.verify) info['tls_verify'] = true;
+    }
+    if (o.jetstream?.enabled) info['jetstream'] = true;
+    if (o.jetstream?.domain !== undefined) info['domain'] = o.jetstream.domain;
+    if (this.lameDuck) info['ldm'] = true;
+    return info;
+  }
+
+  private infoLine(client: ClientConnection): string {
+    const info = this.infoBase();
+    info['client_id'] = client.cid;
+    if (client.ip !== '') info['client_ip'] = client.ip;
+    return `INFO ${JSON.stringify(info)} \r\n`;
+  }
+
+  clientClosed(client: ClientConnection): void {
+    if (!this.clients.delete(client.cid)) return;
+    this.log.debug(`${client.ip}:${client.port} - cid:${client.cid} - Client connection closed: ${client.reason ?? ''}`);
+    const max = this.opts.maxClosedClients;
+    if (max <= 0) return;
+    this.closed.push(snapshot(client));
+    if (this.closed.length > max) this.closed.splice(0, this.closed.length - max);
+  }
+
+  slowConsumer(): void {
+    this.counters.slowConsumers++;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------
+
+  async startServer(): Promise<void> {
+    const o = this.opts;
+    const listener = new NatsListener(this, {
+      clientCount: () => this.clients.size,
+      accepted: (c) => {
+        this.clients.set(c.cid, c);
+        this.counters.totalConnections++;
+        this.log.debug(`${c.ip}:${c.port} - cid:${c.cid} - Client connection created`);
+      },
+      infoLine: (c) => this.infoLine(c),
+    });
+    this.boundPort = await listener.listen(o.host, o.port);
+    this.listener = listener;
+    this.log.info(`Listening for client connections on ${hostPort(o.host, this.boundPort)}`);
+    if (o.tls !== undefined) this.log.info('TLS required for client connections');
+    if (o.httpPort !== undefined) {
+      this.monitor = new MonitorServer(this, {
+        host: o.httpHost,
+        port: o.httpPort,
+        basePath: o.httpBasePath,
+        log: (level, msg) => this.log.log(level, msg),
+      });
+      this.boundHttpPort = await this.monitor.listen();
+    }
+    this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
+    this.housekeeping.unref();
+    this.log.info(`Server is ready`);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const c of this.clients.values()) c.tick(now);
+  }
+
+  /** Endpoints of later components (/jsz, /leafz, /metrics) register here. */
+  monitorServer(): MonitorServer | null {
+    return this.monitor;
+  }
+
+  /**
+   * Apply reloaded options without dropping connections: limits, logging, auth and
+   * permissions (a client whose user is gone or whose credentials no longer pass is closed).
+   */
+  reload(next: ServerOptions): void {
+    const prev = this.opts;
+    this.opts = { ...next, host: prev.host, port: prev.port, httpHost: prev.httpHost, httpPort: prev.httpPort };
+    this.configLoadTime = new Date();
+    this.budget.setLimit(next.memoryBudget);
+    this.log.configure(next.logging);
+    try {
+      this.auth = new Authenticator({
+        ...(next.authorization !== undefined ? { authorization: next.authorization } : {}),
+        ...(next.noAuthUser !== undefined ? { noAuthUser: next.noAuthUser } : {}),
+      });
+      this.listener?.configureTls();
+    } catch (err) {
+      this.log.error(`Reload: ${(err as Error).message}; keeping the previous authorization and TLS`);
+    }
+    for (const c of this.clients.values()) {
+      c.applyLimits(next.maxControlLine, next.maxPayload);
+      if (!this.auth.configured) c.reauthorize(undefined);
+      else if (c.authorizedUser !== undefined) c.reauthorize(this.auth.permissionsFor(c.authorizedUser));
+    }
+    this.log.info('Reloaded server configuration');
+  }
+
+  /**
+   * Lame duck mode (nats-server SIGUSR2): stop accepting, tell clients with INFO ldm, wait the
+   * grace period, then close the rest spread over the duration, then stop.
+   */
+  async enterLameDuck(): Promise<void> {
+    if (this.lameDuck) return;
+    this.lameDuck = true;
+    this.log.info('Entering lame duck mode, stop accepting new clients');
+    await this.listener?.close();
+    this.broadcastLdm();
+    const o = this.opts;
+    await delay(o.lameDuckGracePeriodMs);
+    this.log.info('Closing existing clients');
+    const clients = [...this.clients.values()];
+    const spread = Math.max(0, o.lameDuckDurationMs - o.lameDuckGracePeriodMs);
+    const step = clients.length > 0 ? Math.min(1000, spread / clients.length) : 0;
+    for (const c of clients) {
+      c.close('Server Shutdown');
+      if (step > 0) await delay(step);
+    }
+  }
+
+  private broadcastLdm(): void {
+    const info = `INFO ${JSON.stringify(this.infoBase())} \r\n`;
+    for (const c of this.clients.values()) c.sendAsyncInfo(info);
+  }
+
+  /**
+   * Shutdown (SIGTERM / SIGINT): stop accepting, tell clients (INFO ldm) so they reconnect
+   * elsewhere, flush what is queued, close every connection; bounded by `timeoutMs`.
+   */
+  async shutdown(timeoutMs = 5000): Promise<void> {
+    this.log.info('Initiating Shutdown...');
+    if (this.housekeeping !== null) clearInterval(this.housekeeping);
+    const listenerClosed = this.listener?.close();
+    if (!this.lameDuck) {
+      this.lameDuck = true;
+      this.broadcastLdm();
+    }
+    for (const c of [...this.clients.values()]) c.close('Server Shutdown');
+    await Promise.race([Promise.all([listenerClosed, this.monitor?.close()]), delay(timeoutMs)]);
+    this.log.info('Server Exiting..');
+  }
+
+  // ---- MonitorSource ----------------------------------------------------------------
+
+  clientPort(): number {
+    return this.boundPort;
+  }
+
+  httpPort(): number {
+    return this.boundHttpPort;
+  }
+
+  stats(): ServerStats {
+    const r = this.router.stats;
+    return {
+      inMsgs: r.inMsgs,
+      outMsgs: r.outMsgs,
+      inBytes: r.inBytes,
+      outBytes: r.outBytes,
+      slowConsumers: this.counters.slowConsumers,
+      totalConnections: this.counters.totalConnections,
+    };
+  }
+
+  openConnections(): Iterable<ConnectionView> {
+    return this.clients.values();
+  }
+
+  closedConnections(): Iterable<ConnectionView> {
+    return this.closed;
+  }
+
+  subjectIndex(): SubjectIndexView {
+    return this.router.index;
+  }
+
+  healthError(): string | null {
+    return this.listener === null ? 'server is not accepting client connections' : null;
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
