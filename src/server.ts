@@ -81,7 +81,7 @@ export class Server implements ClientContext, MonitorSource {
   ) {
     this.opts = opts;
     this.router = new Router();
-    this.budget = new MemoryBudget(opts.memoryBudget);
+    this.budget = new MemoryBudget(opts.maxPendingTotal);
     this.auth = new Authenticator({
       ...(opts.authorization !== undefined ? { authorization: opts.authorization } : {}),
       ...(opts.noAuthUser !== undefined ? { noAuthUser: opts.noAuthUser } : {}),
@@ -200,7 +200,7 @@ export class Server implements ClientContext, MonitorSource {
     const prev = this.opts;
     this.opts = { ...next, host: prev.host, port: prev.port, httpHost: prev.httpHost, httpPort: prev.httpPort };
     this.configLoadTime = new Date();
-    this.budget.setLimit(next.memoryBudget);
+    this.budget.setLimit(next.maxPendingTotal);
     this.log.configure(next.logging);
     try {
       this.auth = new Authenticator({

@@ -5,10 +5,10 @@
 //   node scripts/bench/core.mjs [--rounds N] [--only nats-server|edge] [--quick]
 //                               [--json out.json] [--markdown out.md] [--cpu-prof DIR] [--no-build]
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
-import { KINDS, NATS_SERVER_BIN, REPO_ROOT, startServer, describeExit, tail } from './lib/server.mjs';
+import { EDGE_BUNDLE, KINDS, NATS_SERVER_BIN, REPO_ROOT, startServer, describeExit, tail } from './lib/server.mjs';
 import { readPeakRss, settledRss } from './lib/rss.mjs';
 import { openIdleClients, closeAll, countClosed } from './lib/idle.mjs';
 import { runPubSub, runRequestReply } from './lib/loadgen.mjs';
@@ -162,6 +162,8 @@ async function runRound(kind, round, nodeArgs) {
     const exit = await server.stop();
     if (!alive) out.errors.push(`server died: ${describeExit(exit)}; log tail:\n${tail(server.logs())}`);
     else if (exit.signal === 'SIGKILL') out.errors.push('server did not exit within 5 s of SIGTERM (killed)');
+    // Warnings and errors the server logged (slow consumers, parse errors) explain odd figures.
+    out.serverLogNotes = server.logs().split('\n').filter((l) => /\[(WRN|ERR|FTL)\]|Slow Consumer/.test(l)).slice(0, 20);
   }
   return out;
 }
@@ -264,9 +266,15 @@ async function profileEdge(dir) {
 
 async function main() {
   const facts = machineFacts();
-  if (kinds.includes('nats-edge') && args.build) ensureBuild();
+  if (kinds.includes('nats-edge')) {
+    if (args.build) ensureBuild();
+    const st = statSync(EDGE_BUNDLE);
+    // The tree changes under active development: say which bundle was measured.
+    facts.edgeBundle = { bytes: st.size, mtime: st.mtime.toISOString() };
+  }
   console.log(`nats-edge core benchmark, ${facts.date}`);
   console.log(`machine: ${facts.nproc} CPUs (${facts.cpu}), load average ${facts.loadavgAtStart.join(' ')}; node ${facts.node}; ${facts.natsServer}`);
+  if (facts.edgeBundle) console.log(`bundle: build/nats-edge.js, ${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime}`);
   console.log(`servers: ${kinds.join(', ')}, started as "-p PORT -m HTTPPORT" (no config); ${plan.rounds} round(s), servers alternating within each round`);
   console.log(
     'load: raw-socket generator (pre-built PUB frames written in batches; MSG frames counted by scanning bytes), ' +
@@ -291,6 +299,7 @@ async function main() {
       results[kind].push(r);
       console.log(roundLine(r));
       for (const e of r.errors) console.log(`  ! ${kind}: ${e}`);
+      for (const n of r.serverLogNotes ?? []) console.log(`  server log: ${n}`);
     }
   }
 

@@ -404,13 +404,14 @@ export function referenceParse(input: Buffer, limits: Limits): Event[] {
     if (p >= n) return out;
     const argStart = p;
     const nl = s.indexOf('\n', argStart + 1);
+    // nats-server drops the last byte before LF when the arguments (after their first byte) hold a CR.
     if (nl < 0) {
       let partial = n - argStart;
-      if (partial >= 2 && s[n - 1] === '\r') partial--;
+      if (partial >= 2 && s.slice(argStart + 1).includes('\r')) partial--;
       return partial > limits.maxControlLine ? error('control-line') : out;
     }
     let argEnd = nl;
-    if (argEnd - 1 > argStart && s[argEnd - 1] === '\r') argEnd--;
+    if (argEnd - argStart >= 2 && s.slice(argStart + 1, nl).includes('\r')) argEnd--;
     if (argEnd - argStart > limits.maxControlLine) return error('control-line');
     const arg = s.slice(argStart, argEnd);
     p = nl + 1;

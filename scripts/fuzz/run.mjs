@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs a fuzz target: bundles its TypeScript with esbuild to a temporary file and imports it.
-//   node scripts/fuzz/run.mjs [--target parser] [--seed N] [--iterations N]
+//   node scripts/fuzz/run.mjs [--target parser|connection] [--seed N] [--iterations N]
 // Exits 1 when any check failed, printing each failure with the input (hex) to reproduce it.
 import { build } from 'esbuild';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const TARGETS = {
   parser: { entry: 'parser-fuzz.ts', run: (mod, opts) => mod.runParserFuzz(opts) },
+  // A whole client connection (parser, ops, router, outbound) over an in-memory socket.
+  connection: { entry: 'connection-fuzz.ts', run: (mod, opts) => mod.runConnectionFuzz(opts) },
 };
 
 function parseArgs(argv) {
@@ -27,7 +29,7 @@ function parseArgs(argv) {
     i++;
   }
   if (!(opts.target in TARGETS) || !Number.isInteger(opts.seed) || !Number.isInteger(opts.iterations) || opts.iterations < 0) {
-    console.error('usage: node scripts/fuzz/run.mjs [--target parser] [--seed N] [--iterations N]');
+    console.error('usage: node scripts/fuzz/run.mjs [--target parser|connection] [--seed N] [--iterations N]');
     process.exit(2);
   }
   return opts;
@@ -47,10 +49,12 @@ try {
     target: 'node20',
     outfile,
     logLevel: 'warning',
+    // Bundled CommonJS dependencies (bcryptjs) need require() inside the ESM output.
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   const mod = await import(pathToFileURL(outfile).href);
   const started = performance.now();
-  const result = target.run(mod, {
+  const result = await target.run(mod, {
     seed: opts.seed,
     iterations: opts.iterations,
     progress: (done) => console.log(`  ${done} inputs, ${((performance.now() - started) / 1000).toFixed(1)} s`),

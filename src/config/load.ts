@@ -99,6 +99,7 @@ export function defaultOptions(): ServerOptions {
     maxClosedClients: DEFAULTS.maxClosedClients,
     serverTags: [],
     memoryBudget: defaultMemoryBudget(),
+    maxPendingTotal: Math.floor(defaultMemoryBudget() / 4),
     allowNonTls: false,
     logging: { debug: false, trace: false, logtime: true, logtimeUtc: false },
     blocks: {},
@@ -948,6 +949,17 @@ function readTop(r: FileReader, top: ConfMap, o: ServerOptions, js: JsPartial, o
       case 'profile':
         r.str(e); // applied before the file, see loadOptions
         break;
+      case 'max_pending_total': {
+        // nats-edge's own key: the process-wide cap on queued outbound bytes.
+        const n = r.int(e);
+        if (n > 0) o.maxPendingTotal = n;
+        break;
+      }
+      case 'memory_budget': {
+        const n = r.int(e);
+        if (n > 0) o.memoryBudget = n;
+        break;
+      }
       default:
         if (UNSUPPORTED_AUTH_TOP.has(k)) r.ignored(e, '', ': the authentication it configures is NOT enforced');
         else if (UNSUPPORTED_TOP.has(k)) r.ignored(e, '');
@@ -1093,6 +1105,7 @@ export function loadOptions(args: LoadArgs): LoadResult {
     options.maxPending = p.maxPending;
     options.maxPayload = p.maxPayload;
     options.memoryBudget = p.memoryBudget;
+    if (p.maxPendingTotal !== undefined) options.maxPendingTotal = p.maxPendingTotal;
   }
 
   const org: Origins = { httpHostSet: false, jetstreamSet: false };

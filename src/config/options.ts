@@ -143,8 +143,13 @@ export interface ServerOptions {
   portsFileDir?: string;
   serverTags: string[];
 
-  /** Process-wide byte budget for queued data (DESIGN.md "Memory is a budget"). */
+  /** Process-wide byte budget of the broker (DESIGN.md "Memory is a budget"). */
   memoryBudget: number;
+  /**
+   * The part of the budget that outbound queues may hold across all connections; near it,
+   * publishers are paused (config key max_pending_total, or the profile's).
+   */
+  maxPendingTotal: number;
   profile?: ProfileLimits;
 
   authorization?: AuthorizationOptions;

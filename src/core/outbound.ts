@@ -6,7 +6,7 @@ import type { MemoryBudget } from './budget.js';
  * to the connection (pending) and to the process-wide budget until the socket took it.
  */
 
-const SLAB_SIZE = 64 * 1024;
+export const SLAB_SIZE = 64 * 1024;
 /** A payload this big is queued by reference instead of copied into a slab. */
 const REFERENCE_THRESHOLD = SLAB_SIZE;
 /** A slab with less room than this is retired at flush time instead of being kept for reuse. */
@@ -78,6 +78,24 @@ export class Outbound {
     this.pos = 0;
     this.mark = 0;
     return slab;
+  }
+
+  /**
+   * Direct access for encoders on the hot path: make sure `n` bytes are free in the current
+   * slab (n <= SLAB_SIZE) and return it; write at `cursor`, then call advance() with the count.
+   */
+  reserve(n: number): Buffer {
+    return this.room(n);
+  }
+
+  get cursor(): number {
+    return this.pos;
+  }
+
+  advance(n: number): void {
+    if (this.closed) return;
+    this.pos += n;
+    this.account(n);
   }
 
   /** Append an ASCII/UTF-8 string (protocol lines). */
@@ -163,6 +181,11 @@ export class Outbound {
     this.lastProgress = Date.now();
     this.budget.release(bytes);
     for (let i = 0; i < retired.length; i++) returnSlab(retired[i]!);
+    // Idle now: nothing references the current slab any more, so an idle connection holds none.
+    if (this.inflight === 0 && this.queued === 0 && this.slab !== null) {
+      returnSlab(this.slab);
+      this.slab = null;
+    }
   }
 
   /** Write what is queued now (used just before closing with an -ERR). */

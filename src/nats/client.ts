@@ -9,6 +9,7 @@ import { countTokens, isValidLiteralSubject, isValidSubject, subjectMatches } fr
 import type { ConnectionView } from '../monitor/source.js';
 import type { ConnectionType } from './auth.js';
 import type { ClientContext } from './context.js';
+import { writeMsgLine, writePayload } from './encode.js';
 import { Parser } from './parser.js';
 import type { ProtocolErrorKind, ProtocolHandler } from './parser.js';
 import {
@@ -55,7 +56,6 @@ const enum State {
 }
 
 const NO_RESPONDERS_HDR = 'NATS/1.0 503\r\n\r\n';
-const CRLF = '\r\n';
 
 /** One NATS client connection: parser callbacks in, MSG/HMSG out through the router. */
 export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, ConnectionView {
@@ -141,10 +141,25 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
 
   /** Start speaking: INFO now, or after the TLS handshake when TLS comes first. */
   begin(info: string): void {
-    const auth = this.ctx.authenticator();
-    if (auth.configured) this.authDeadline = Date.now() + auth.timeoutMs;
+    this.armAuth();
     this.attach(this.socket);
     this.out.writeString(info);
+  }
+
+  /** max_connections reached: INFO, then the -ERR, as nats-server answers. */
+  refuse(info: string): void {
+    this.attach(this.socket);
+    this.out.writeString(info);
+    this.fail('maximum connections exceeded', 'Maximum Connections Exceeded');
+  }
+
+  /** Until credentials arrive: the auth timer, and the parser refusing anything but CONNECT. */
+  private armAuth(): void {
+    const auth = this.ctx.authenticator();
+    if (auth.configured) this.authDeadline = Date.now() + auth.timeoutMs;
+    // Headers stay refused until CONNECT says the client speaks them.
+    this.parser.headers = false;
+    this.parser.awaitingAuth = auth.required;
   }
 
   /**
@@ -173,8 +188,7 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     this.tlsVersion = tls.getProtocol() ?? undefined;
     this.tlsCipher = tls.getCipher()?.standardName ?? undefined;
     this.ctx.log.debug(`cid:${this.cid} - TLS handshake complete (${this.tlsVersion ?? '?'})`);
-    const auth = this.ctx.authenticator();
-    if (auth.configured) this.authDeadline = Date.now() + auth.timeoutMs;
+    this.armAuth();
     this.attach(tls);
     if (this.pendingInfo !== '') this.out.writeString(this.pendingInfo);
     this.pendingInfo = '';
@@ -229,6 +243,8 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
       this.close('Protocol Violation');
       return;
     }
+    // nats-server decodes CONNECT null as no options at all.
+    if (raw === null) raw = {};
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       this.close('Protocol Violation');
       return;
@@ -254,6 +270,7 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     if (typeof c['name'] === 'string') this.name = c['name'];
     if (typeof c['lang'] === 'string') this.lang = c['lang'];
     if (typeof c['version'] === 'string') this.version = c['version'];
+    this.parser.headers = this.headers;
     if (this.noResponders && !this.headers) {
       this.fail('no responders requires headers support', 'No Responders Requires Headers');
       return;
@@ -293,6 +310,7 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
   private opened(): void {
     this.state = State.Open;
     this.authDeadline = 0;
+    this.parser.awaitingAuth = false;
     if (this.verbose) this.out.writeString('+OK\r\n');
   }
 
@@ -310,6 +328,7 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
         this.perms = result.permissions;
         this.state = State.Open;
         this.authDeadline = 0;
+        this.parser.awaitingAuth = false;
         return true;
       }
     }
@@ -436,6 +455,9 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
       case 'client-err':
         this.close('Parse Error');
         return;
+      case 'auth-violation':
+        this.fail('Authorization Violation', 'Authentication Failure');
+        return;
     }
   }
 
@@ -448,28 +470,19 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     const out = this.out;
     const hdrLen = msg.hdrLen;
     const data = msg.data;
-    const reply = msg.reply;
     if (hdrLen >= 0 && this.headers) {
-      out.writeString(
-        reply === ''
-          ? `HMSG ${msg.subject} ${sub.sid} ${hdrLen} ${data.length}\r\n`
-          : `HMSG ${msg.subject} ${sub.sid} ${reply} ${hdrLen} ${data.length}\r\n`,
-      );
-      out.writeBytes(data);
+      writeMsgLine(out, msg.subject, sub.sid, msg.reply, hdrLen, data.length);
+      writePayload(out, data);
       this.outBytes += data.length - hdrLen;
     } else {
+      // Subscribers without header support get the payload alone, as MSG.
       const payload = hdrLen > 0 ? data.subarray(hdrLen) : data;
-      out.writeString(
-        reply === ''
-          ? `MSG ${msg.subject} ${sub.sid} ${payload.length}\r\n`
-          : `MSG ${msg.subject} ${sub.sid} ${reply} ${payload.length}\r\n`,
-      );
-      out.writeBytes(payload);
+      writeMsgLine(out, msg.subject, sub.sid, msg.reply, -1, payload.length);
+      writePayload(out, payload);
       this.outBytes += payload.length;
     }
-    out.writeString(CRLF);
     this.outMsgs++;
-    if (reply !== '' && perms !== undefined && perms.tracksResponses) perms.noteRequest(reply, Date.now());
+    if (perms !== undefined && msg.reply !== '' && perms.tracksResponses) perms.noteRequest(msg.reply, Date.now());
     if (sub.max > 0 && sub.msgs >= sub.max) this.removeSub(sub as ClientSub);
     if (out.pending > this.ctx.options().maxPending) this.slowConsumer('Slow Consumer (Pending Bytes)');
   }

@@ -109,15 +109,12 @@ export class NatsListener {
     socket.on('error', () => {
       // Errors before the client attached its own handlers (e.g. reset during TLS) end here.
     });
-    if (this.hooks.clientCount() >= o.maxConnections) {
-      socket.write(this.hooks.infoLine(client));
-      socket.end(`-ERR 'maximum connections exceeded'\r\n`);
-      socket.resume();
-      setTimeout(() => socket.destroy(), 2000).unref();
+    this.hooks.accepted(client);
+    if (this.hooks.clientCount() > o.maxConnections) {
       this.ctx.log.warn(`${client.ip}:${client.port} - maximum connections exceeded (${o.maxConnections})`);
+      client.refuse(this.hooks.infoLine(client));
       return;
     }
-    this.hooks.accepted(client);
     const info = this.hooks.infoLine(client);
     const tls = o.tls;
     if (tls === undefined || this.tlsServer === null) {

@@ -3,11 +3,12 @@
  *
  * Behaviour follows nats-server 2.9 byte for byte (verified over raw sockets against the Debian
  * build of v2.9.10, also differentially on fuzz inputs); see spec/client-protocol.md §1-§2.
+ * That includes a quirk: when a CR occurs anywhere in a line's arguments, nats-server drops the
+ * last byte before the LF, whatever it is (`SUB foo\rq 12\n` subscribes sid "1" in queue "q").
  * Two deliberate differences:
- *  - A CR inside a control line (not right before its LF): nats-server keeps it, drops it or
- *    drops the line's last byte instead depending on where its reads split the line. Here it is
- *    an ordinary byte, which is what nats-server does for CRLF-terminated lines in one read,
- *    and any split of the input gives the same callbacks.
+ *  - nats-server does that only for a line it gets in one read; for a line split across its
+ *    reads it removes every CR instead. Here the one-read behaviour holds for any split, so
+ *    any split of the input gives the same callbacks.
  *  - Subjects, replies and queues are decoded as UTF-8, so invalid UTF-8 becomes U+FFFD;
  *    nats-server keeps raw bytes. (sids are latin1 and round-trip exactly.)
  *
@@ -181,6 +182,8 @@ export class Parser {
   // Control line that spans chunks.
   private lineBuf: Buffer = Buffer.alloc(0);
   private lineLen = 0;
+  /** A CR was seen after the first byte of the buffered line. */
+  private lineCR = false;
 
   // PUB/HPUB waiting for (the rest of) its payload.
   private subject = '';
@@ -227,7 +230,11 @@ export class Parser {
     if (this.kept.length !== 0 && this.flags === 0) this.drain();
   }
 
-  /** Called from inside a handler callback: stop consuming; the rest of the current chunk is kept (copied). */
+  /**
+   * Called from inside a handler callback: stop consuming; the rest of the current chunk is kept
+   * (copied). Outside a callback it holds the parser too: parse() calls then keep their chunks
+   * (copied, counted in `buffered`) until resume(), so the caller should pause its socket as well.
+   */
   pause(): void {
     if ((this.flags & STOPPED) === 0) this.flags |= PAUSED;
   }
@@ -391,6 +398,7 @@ export class Parser {
           if (pos < len) {
             this.state = ST_ARG;
             this.lineLen = 0;
+            this.lineCR = false;
           }
           break;
         }
@@ -409,8 +417,8 @@ export class Parser {
           }
           pos = i + 1;
           if (this.lineLen === 0) {
-            let end = i;
-            if (end - 1 > start && buf[end - 1] === CR) end--;
+            // A CR before the LF is dropped; so is any other last byte when the arguments hold a CR.
+            const end = i - 1 > start && hasCR(buf, start + 1, i) ? i - 1 : i;
             if (end - start > this.maxControlLine) this.failControlLine(end - start);
             else this.processLine(buf, start, end);
           } else {
@@ -521,26 +529,28 @@ export class Parser {
 
   /**
    * Control line not finished in this chunk: enforce the limit now, so a line that never ends is
-   * cut off after maxControlLine bytes instead of being buffered. A trailing CR may still turn out
-   * to be the terminator's, so it does not count yet.
+   * cut off after maxControlLine bytes instead of being buffered. Once the arguments hold a CR,
+   * one byte will be dropped at the LF (the CR before it, or the quirk), so it does not count.
    */
   private holdLine(buf: Buffer, s: number, e: number): void {
+    const cr = this.lineCR || hasCR(buf, this.lineLen === 0 ? s + 1 : s, e);
     const total = this.lineLen + (e - s);
-    const effective = total >= 2 && buf[e - 1] === CR ? total - 1 : total;
+    const effective = total >= 2 && cr ? total - 1 : total;
     if (effective > this.maxControlLine) {
       this.failControlLine(effective);
       return;
     }
+    this.lineCR = cr;
     this.appendLine(buf, s, e);
   }
 
   /** The control line started in an earlier chunk ends at buf[e] (LF). */
   private finishLine(buf: Buffer, s: number, e: number): void {
     let segEnd = e;
-    if (e > s) {
-      if (buf[e - 1] === CR) segEnd--;
-    } else if (this.lineLen > 1 && this.lineBuf[this.lineLen - 1] === CR) {
-      this.lineLen--;
+    // lineLen >= 1 here, so every byte of buf[s, e) comes after the line's first byte.
+    if (this.lineLen + (e - s) >= 2 && (this.lineCR || hasCR(buf, s, e))) {
+      if (e > s) segEnd--;
+      else this.lineLen--;
     }
     const total = this.lineLen + (segEnd - s);
     if (total > this.maxControlLine) {
@@ -691,6 +701,12 @@ export class Parser {
         return this.fail('unknown-op', 'HMSG from a client');
     }
   }
+}
+
+function hasCR(buf: Buffer, s: number, e: number): boolean {
+  // Checked from the end: in the common CRLF line the CR is the last byte.
+  for (let i = e - 1; i >= s; i--) if (buf[i] === CR) return true;
+  return false;
 }
 
 /**

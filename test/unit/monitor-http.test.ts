@@ -36,6 +36,7 @@ function options(over: Partial<ServerOptions> = {}): ServerOptions {
     maxClosedClients: 10_000,
     serverTags: [],
     memoryBudget: 64 * 1024 * 1024,
+    maxPendingTotal: 64 * 1024 * 1024,
     allowNonTls: false,
     logging: { debug: false, trace: false, logtime: true, logtimeUtc: false },
     blocks: {},

@@ -251,11 +251,23 @@ describe('PUB', () => {
     expect(run(input + 'PING\r\n')).toEqual([ERR('bad-args')]);
   });
 
-  it('a CR inside a line ended by a bare LF is an ordinary byte (deliberate deviation)', () => {
-    // nats-server drops the last byte before the LF here when the line arrives in one read
-    // (closing on `PUB foo\rx 2\n`) but not when it is split across reads; we keep one answer.
-    expect(run('PUB foo\rx 2\nhi\r\n')).toEqual([['pub', 'foo\rx', '', -1, 'hi']]);
-    expect(run('SUB foo\rx 12\n')).toEqual([['sub', 'foo', 'x', '12']]);
+  it('a CR in the arguments makes the last byte before LF drop, as nats-server does in one read', () => {
+    // live: `PUB foo\rx 2\n` closes silently (arguments "foo\rx "), `SUB foo\rx 12\n` gets sid "1"
+    expect(run('PUB foo\rx 2\nhi\r\n')).toEqual([ERR('bad-args')]);
+    expect(run('SUB foo\rx 12\n')).toEqual([['sub', 'foo', 'x', '1']]);
+    expect(run('UNSUB 5\r 10\n')).toEqual([['unsub', '5', 1]]);
+    // the first argument byte is not part of it (nats-server's separator state takes it)
+    expect(run('SUB \rfoo 12\n')).toEqual([['sub', 'foo', '', '12']]);
+    // and the same whatever the split (nats-server itself differs there)
+    for (let i = 0; i <= 10; i++) {
+      expect(runChunks(['SUB foo\rx 12\n'.slice(0, i), 'SUB foo\rx 12\n'.slice(i)])).toEqual([['sub', 'foo', 'x', '1']]);
+    }
+    // the control-line limit counts what is left (live, max_control_line 128: `SUB a\r` + 127 x
+    // subscribes sid x*126, + 128 x is refused, also while unfinished)
+    expect(run(`SUB a\r${'x'.repeat(63)}\n`, { maxControlLine: 64 })).toEqual([['sub', 'a', '', 'x'.repeat(62)]]);
+    expect(run(`SUB a\r${'x'.repeat(64)}\n`, { maxControlLine: 64 })).toEqual([ERR('control-line')]);
+    expect(run(`SUB a\r${'x'.repeat(63)}`, { maxControlLine: 64 })).toEqual([]);
+    expect(run(`SUB a\r${'x'.repeat(64)}`, { maxControlLine: 64 })).toEqual([ERR('control-line')]);
   });
 
   it('refuses sizes over max_payload before reading the payload', () => {

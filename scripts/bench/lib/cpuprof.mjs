@@ -45,7 +45,8 @@ function frameKey(cf) {
     const e = map.sm.findEntry(cf.lineNumber, cf.columnNumber);
     if (e && e.originalSource) {
       const src = e.originalSource.replace(/^.*?\/(src|node_modules)\//, '$1/');
-      const original = e.name ?? originalName(map.payload, e) ?? name;
+      const minified = cf.functionName.length <= 2;
+      const original = (minified ? originalName(map.payload, e) : undefined) ?? (minified ? e.name : undefined) ?? name;
       return `${original} ${src}:${e.originalLine + 1}`;
     }
   }
@@ -58,6 +59,8 @@ function originalName(payload, e) {
   const text = i >= 0 ? payload.sourcesContent?.[i] : undefined;
   if (text === undefined || text === null) return undefined;
   const line = text.split('\n')[e.originalLine] ?? '';
+  const cls = /\bclass\s+([A-Za-z_$][\w$]*)/.exec(line);
+  if (cls) return `${cls[1]} (constructor)`;
   const m = /([A-Za-z_$][\w$]*)\s*(?:<[^>]*>)?\s*\(/.exec(line.slice(e.originalColumn)) ?? /([A-Za-z_$][\w$]*)\s*(?:<[^>]*>)?\s*\(/.exec(line);
   return m ? m[1] : undefined;
 }

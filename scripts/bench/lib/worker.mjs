@@ -23,7 +23,7 @@ function fail(err) {
 }
 
 /** Index written after the last '.' of the subject in a `MSG <subject> ...` line. */
-function subjectSuffix(buf, start, nl) {
+function subjectSuffix(buf, start) {
   const subjEnd = buf.indexOf(32, start + 4);
   let i = subjEnd - 1;
   while (i > start && buf[i] !== 46) i--;
@@ -131,7 +131,7 @@ async function runPub(cfg) {
   };
   const handler = {
     onMsg(_conn, buf, start, nl) {
-      const i = subjectSuffix(buf, start, nl);
+      const i = subjectSuffix(buf, start);
       if (i >= 0 && i < acks.length) acks[i]++;
     },
     afterData() {
@@ -173,9 +173,9 @@ async function runResponder(cfg) {
   const handler = {
     onMsg(_conn, buf, start, nl) {
       // MSG <subject> <sid> <reply> <size>: the reply is the 4th token.
-      let sp1 = buf.indexOf(32, start + 4);
-      let sp2 = buf.indexOf(32, sp1 + 1);
-      let sp3 = buf.indexOf(32, sp2 + 1);
+      const sp1 = buf.indexOf(32, start + 4);
+      const sp2 = buf.indexOf(32, sp1 + 1);
+      const sp3 = buf.indexOf(32, sp2 + 1);
       if (sp3 < 0 || sp3 > nl) return;
       const need = 4 + (sp3 - sp2 - 1) + sizeTail.length + frameTail.length;
       if (pos + need > out.length) {
@@ -231,7 +231,7 @@ async function runRequester(cfg) {
   const handler = {
     onMsg(cn, buf, start, nl) {
       const t = performance.now();
-      const slot = subjectSuffix(buf, start, nl);
+      const slot = subjectSuffix(buf, start);
       if (!(slot >= 0 && slot < c)) return;
       done++;
       if (done > cfg.warmup) samples[k++] = (t - sentAt[slot]) * 1000;
