@@ -213,8 +213,7 @@ export class Server implements ClientContext, MonitorSource {
     }
     for (const c of this.clients.values()) {
       c.applyLimits(next.maxControlLine, next.maxPayload);
-      if (!this.auth.configured) c.reauthorize(undefined);
-      else if (c.authorizedUser !== undefined) c.reauthorize(this.auth.permissionsFor(c.authorizedUser));
+      c.reauthenticate(this.auth);
     }
     this.log.info('Reloaded server configuration');
   }
@@ -227,7 +226,7 @@ export class Server implements ClientContext, MonitorSource {
     if (this.lameDuck) return;
     this.lameDuck = true;
     this.log.info('Entering lame duck mode, stop accepting new clients');
-    await this.listener?.close();
+    this.listener?.close();
     this.broadcastLdm();
     const o = this.opts;
     await delay(o.lameDuckGracePeriodMs);
@@ -253,13 +252,13 @@ export class Server implements ClientContext, MonitorSource {
   async shutdown(timeoutMs = 5000): Promise<void> {
     this.log.info('Initiating Shutdown...');
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
-    const listenerClosed = this.listener?.close();
+    this.listener?.close();
     if (!this.lameDuck) {
       this.lameDuck = true;
       this.broadcastLdm();
     }
     for (const c of [...this.clients.values()]) c.close('Server Shutdown');
-    await Promise.race([Promise.all([listenerClosed, this.monitor?.close()]), delay(timeoutMs)]);
+    await Promise.race([this.monitor?.close(), delay(timeoutMs)]);
     this.log.info('Server Exiting..');
   }
 
@@ -298,7 +297,7 @@ export class Server implements ClientContext, MonitorSource {
   }
 
   healthError(): string | null {
-    return this.listener === null ? 'server is not accepting client connections' : null;
+    return this.lameDuck || this.listener === null ? 'server is not accepting client connections' : null;
   }
 }
 

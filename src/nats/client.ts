@@ -7,7 +7,7 @@ import type { Pausable } from '../core/budget.js';
 import type { Subscriber, Subscription } from '../core/subscription.js';
 import { countTokens, isValidLiteralSubject, isValidSubject, subjectMatches } from '../core/subject.js';
 import type { ConnectionView } from '../monitor/source.js';
-import type { ConnectionType } from './auth.js';
+import type { AuthResult, Authenticator, ConnectionType, Credentials } from './auth.js';
 import type { ClientContext } from './context.js';
 import { writeMsgLine, writePayload } from './encode.js';
 import { Parser } from './parser.js';
@@ -99,11 +99,12 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
   private pingsOutstanding = 0;
   private pingSentAt = 0;
   private nextPingAt: number;
-  private firstPingDone = false;
-  /** Async INFO (lame duck) only goes to protocol-1 clients that completed a PING/PONG. */
-  private pongSeen = false;
+  /** Async INFO (lame duck) only goes to protocol-1 clients once we answered their first PING. */
+  private firstPongSent = false;
   private readingPaused = false;
   private authDeadline = 0;
+  /** Credentials from CONNECT; null when the client never sent CONNECT. */
+  private creds: Credentials | null = null;
   /** INFO to send once TLS is up (TLS first). */
   private pendingInfo = '';
 
@@ -280,11 +281,13 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
       this.opened();
       return;
     }
-    const creds = {
-      user: typeof c['user'] === 'string' ? c['user'] : undefined,
-      pass: typeof c['pass'] === 'string' ? c['pass'] : undefined,
-      authToken: typeof c['auth_token'] === 'string' ? c['auth_token'] : undefined,
+    const creds: Credentials = {
+      ...(typeof c['user'] === 'string' ? { user: c['user'] } : {}),
+      ...(typeof c['pass'] === 'string' ? { pass: c['pass'] } : {}),
+      ...(typeof c['auth_token'] === 'string' ? { authToken: c['auth_token'] } : {}),
     };
+    // Kept for config reloads, which check every client's credentials again.
+    this.creds = creds;
     this.state = State.Authenticating;
     this.parser.pause();
     auth.authenticate(creds, this.connType).then(
@@ -427,10 +430,10 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
   onPing(): void {
     if (!this.ready()) return;
     this.out.writeString('PONG\r\n');
+    this.firstPongSent = true;
   }
 
   onPong(): void {
-    this.pongSeen = true;
     if (this.pingsOutstanding > 0 && this.pingSentAt > 0) {
       this.rttMs = Number(process.hrtime.bigint() / 1000n) / 1000 - this.pingSentAt;
       this.pingSentAt = 0;
@@ -509,9 +512,8 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     }
     if (now < this.nextPingAt) return;
     this.nextPingAt = now + o.pingIntervalMs;
-    // Traffic from the client proves it is alive; skip the PING (not the first one, which measures RTT).
-    if (this.firstPingDone && now - this.lastRxMs < o.pingIntervalMs) return;
-    this.firstPingDone = true;
+    // Traffic from the client within the interval proves it is alive: no PING needed (nats-server).
+    if (now - this.lastRxMs < o.pingIntervalMs) return;
     if (this.pingsOutstanding + 1 > o.pingMax) {
       this.fail('Stale Connection', 'Stale Connection');
       return;
@@ -523,7 +525,7 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
 
   /** Lame duck mode: tell protocol-1 clients to go elsewhere. */
   sendAsyncInfo(info: string): void {
-    if (this.state === State.Open && this.protocol >= 1 && this.pongSeen) this.out.writeString(info);
+    if (this.state === State.Open && this.protocol >= 1 && this.firstPongSent) this.out.writeString(info);
   }
 
   /** Config reload: new limits apply to the parser at once. */
@@ -532,12 +534,33 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     this.parser.maxPayload = maxPayload;
   }
 
-  /** Config reload: permissions of the (possibly changed) user; null when the user is gone. */
-  reauthorize(perms: CompiledPermissions | undefined | null): void {
-    if (perms === null) {
-      this.fail('Authorization Violation', 'Authentication Failure');
+  /**
+   * Config reload: check the credentials this client logged in with against the new
+   * authorization (as nats-server does), then apply the user's new permissions.
+   */
+  reauthenticate(auth: Authenticator): void {
+    if (this.state !== State.Open) return;
+    const done = (result: AuthResult | null): void => {
+      if (this.state !== State.Open) return;
+      if (result === null) {
+        this.fail('Authorization Violation', 'Authentication Failure');
+        return;
+      }
+      this.authorizedUser = result.user;
+      this.applyPermissions(result.permissions);
+    };
+    if (!auth.configured) {
+      done({});
       return;
     }
+    if (this.creds === null) {
+      done(auth.authenticateWithoutConnect(this.connType));
+      return;
+    }
+    auth.authenticate(this.creds, this.connType).then(done, () => done(null));
+  }
+
+  private applyPermissions(perms: CompiledPermissions | undefined): void {
     this.perms = perms;
     if (perms === undefined) return;
     for (const sub of [...this.subs.values()]) {

@@ -95,12 +95,11 @@ export class NatsListener {
     });
   }
 
-  /** Stop accepting (lame duck, shutdown); open connections stay. */
-  close(): Promise<void> {
-    const server = this.server;
+  /** Stop accepting (lame duck, shutdown); open connections stay until the server closes them. */
+  close(): void {
+    // net.Server#close stops accepting at once; its callback would wait for every open connection.
+    this.server?.close();
     this.server = null;
-    if (server === null) return Promise.resolve();
-    return new Promise((resolve) => server.close(() => resolve()));
   }
 
   private accept(socket: Socket): void {
