@@ -46,14 +46,12 @@ function sendSignal(cmd: string, pidArg: string): number {
   return 0;
 }
 
-function load(argv: string[]): ReturnType<typeof loadOptions> | null {
+/** Options, or the config error's text (file:line: what is wrong). */
+function load(argv: string[]): ReturnType<typeof loadOptions> | string {
   try {
     return loadOptions({ argv, env: process.env });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`nats-edge: ${err.message}\n`);
-      return null;
-    }
+    if (err instanceof ConfigError) return err.message;
     throw err;
   }
 }
@@ -72,7 +70,10 @@ function writeRuntimeFiles(o: ServerOptions, server: Server): void {
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const loaded = load(argv);
-  if (loaded === null) return 1;
+  if (typeof loaded === 'string') {
+    process.stderr.write(`nats-edge: ${loaded}\n`);
+    return 1;
+  }
   const { options, warnings, action } = loaded;
   if (action === 'version') {
     process.stdout.write(`nats-edge: v${NATS_EDGE_VERSION} (nats-server ${NATS_SERVER_LEVEL} protocol level)\n`);
@@ -122,8 +123,8 @@ async function main(): Promise<number> {
   process.on('SIGHUP', () => {
     log.debug('Trapped "hangup" signal');
     const next = load(argv);
-    if (next === null) {
-      log.error('Failed to reload server configuration: keeping the running configuration');
+    if (typeof next === 'string') {
+      log.error(`Failed to reload server configuration, keeping the running one: ${next.replace(/\n/g, '; ')}`);
       return;
     }
     for (const w of next.warnings) log.warn(w);

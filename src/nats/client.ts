@@ -101,6 +101,7 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
   private nextPingAt: number;
   /** Async INFO (lame duck) only goes to protocol-1 clients once we answered their first PING. */
   private firstPongSent = false;
+  private firstPingSent = false;
   private readingPaused = false;
   private authDeadline = 0;
   /** Credentials from CONNECT; null when the client never sent CONNECT. */
@@ -512,8 +513,10 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     }
     if (now < this.nextPingAt) return;
     this.nextPingAt = now + o.pingIntervalMs;
-    // Traffic from the client within the interval proves it is alive: no PING needed (nats-server).
-    if (now - this.lastRxMs < o.pingIntervalMs) return;
+    // Traffic from the client within the interval proves it is alive: no PING needed. The
+    // first PING (about 2 s after connect) always goes, as nats-server's does: it measures RTT.
+    if (this.firstPingSent && now - this.lastRxMs < o.pingIntervalMs) return;
+    this.firstPingSent = true;
     if (this.pingsOutstanding + 1 > o.pingMax) {
       this.fail('Stale Connection', 'Stale Connection');
       return;
