@@ -187,11 +187,6 @@ export class Server implements ClientContext, MonitorSource {
     for (const c of this.clients.values()) c.tick(now);
   }
 
-  /** Endpoints of later components (/jsz, /leafz, /metrics) register here. */
-  monitorServer(): MonitorServer | null {
-    return this.monitor;
-  }
-
   /**
    * Apply reloaded options without dropping connections: limits, logging, auth and
    * permissions (a client whose user is gone or whose credentials no longer pass is closed).
@@ -281,6 +276,9 @@ export class Server implements ClientContext, MonitorSource {
       outBytes: r.outBytes,
       slowConsumers: this.counters.slowConsumers,
       totalConnections: this.counters.totalConnections,
+      pendingBytes: this.budget.bytes,
+      pendingLimit: this.budget.limit,
+      publisherPauses: this.budget.pauses,
     };
   }
 

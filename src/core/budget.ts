@@ -16,17 +16,17 @@ export class MemoryBudget {
   /** Times publishers were paused because the budget was reached. */
   pauses = 0;
 
-  constructor(private limit: number) {
+  constructor(limit: number) {
     this.high = Math.floor(limit * 0.9);
     this.low = Math.floor(limit * 0.6);
+    this.limit = limit;
   }
+
+  /** The cap on queued bytes. */
+  limit: number;
 
   get bytes(): number {
     return this.used;
-  }
-
-  get capacity(): number {
-    return this.limit;
   }
 
   setLimit(limit: number): void {

@@ -38,6 +38,11 @@ export interface ServerStats {
   inBytes: number;
   outBytes: number;
   slowConsumers: number;
+  /** Bytes queued for readers across all connections, and the cap (max_pending_total). */
+  pendingBytes: number;
+  pendingLimit: number;
+  /** Times publishers were paused because queued bytes reached the cap. */
+  publisherPauses: number;
   totalConnections: number;
 }
 

@@ -172,6 +172,9 @@ export class VarzBuilder {
       edge: {
         profile: o.profile?.name ?? null,
         memory_budget: o.memoryBudget,
+        pending_bytes: st.pendingBytes,
+        max_pending_total: st.pendingLimit,
+        publisher_pauses: st.publisherPauses,
       },
     };
     for (const extend of this.extensions) extend(v);

@@ -574,10 +574,6 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     }
   }
 
-  get connectionType(): ConnectionType {
-    return this.connType;
-  }
-
   // ---- closing ---------------------------------------------------------------------
 
   private sendErr(text: string): void {

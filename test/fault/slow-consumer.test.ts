@@ -55,6 +55,7 @@ describe('slow consumer under a flood', () => {
       maxSemiSpaceMb: number;
       maxPending: number;
       memoryBudget: number;
+      maxPendingTotal: number;
     };
     const port = await freePort();
     const httpPort = await freePort();
@@ -136,6 +137,10 @@ describe('slow consumer under a flood', () => {
       }
     }
     expect(cut).toBe(true);
+    // Ten stalled queues together passed max_pending_total: publishers were paused, not buffered without bound.
+    const edge = (await varz(httpPort))['edge'] as { publisher_pauses: number; max_pending_total: number };
+    expect(edge.max_pending_total).toBe(profile.maxPendingTotal);
+    expect(edge.publisher_pauses).toBeGreaterThanOrEqual(1);
     // Others keep working after the cut, and the publisher was not disconnected.
     const after = await requester.request('svc.echo', 'after', { timeout: 5000 });
     expect(after.string()).toBe('after');

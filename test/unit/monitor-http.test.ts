@@ -167,7 +167,17 @@ function fixture(optsOver: Partial<ServerOptions> = {}): Fixture {
   };
   const health = { error: null as string | null };
   const opts = options(optsOver);
-  const stats: ServerStats = { inMsgs: 6, outMsgs: 5, inBytes: 28, outBytes: 25, slowConsumers: 1, totalConnections: 5 };
+  const stats: ServerStats = {
+    inMsgs: 6,
+    outMsgs: 5,
+    inBytes: 28,
+    outBytes: 25,
+    slowConsumers: 1,
+    totalConnections: 5,
+    pendingBytes: 300,
+    pendingLimit: 8 * 1024 * 1024,
+    publisherPauses: 2,
+  };
   const source: MonitorSource = {
     serverId: 'NTESTSERVERID',
     serverName: 'edge1',
@@ -591,7 +601,7 @@ describe('MonitorServer over HTTP', () => {
       config_load_time: '2026-11-27T05:31:45.4Z',
       tags: ['region:eu'],
       system_account: '$SYS',
-      edge: { profile: null, memory_budget: 64 * 1024 * 1024 },
+      edge: { profile: null, memory_budget: 64 * 1024 * 1024, pending_bytes: 300, max_pending_total: 8 * 1024 * 1024, publisher_pauses: 2 },
     });
     expect(v.go).toBe(`node${process.versions.node}`);
     expect(v.gomaxprocs).toBe(v.cores);
