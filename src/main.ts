@@ -97,6 +97,15 @@ async function main(): Promise<number> {
   if (options.configFile !== undefined) log.info(`  Using configuration file: ${options.configFile}`);
   if (options.profile !== undefined) log.info(`  Firmware profile: ${options.profile.name} (${options.profile.description})`);
 
+  // Components that have not landed yet: say so instead of advertising what is not served.
+  if (options.jetstream?.enabled) {
+    log.warn('JetStream is configured but not available in this build yet: not enabled');
+    delete options.jetstream;
+  }
+  for (const [name, block] of Object.entries(options.blocks)) {
+    log.warn(`${block.where}: the ${name} block is not available in this build yet: ignored`);
+  }
+
   const server = new Server(options, log);
   try {
     await server.startServer();
