@@ -13,6 +13,11 @@ export interface Message {
   readonly hdrLen: number;
   /** Header block followed by payload. */
   readonly data: Uint8Array;
+  /**
+   * The subject to route by when it differs from `subject` (JetStream pull deliveries are
+   * routed to the request's inbox but show the stored subject). Absent for ordinary messages.
+   */
+  readonly to?: string;
 }
 
 /** Size of the payload alone (what nats-server counts in in_bytes / out_bytes). */

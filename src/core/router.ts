@@ -60,7 +60,7 @@ export class Router {
       this.stats.inMsgs++;
       this.stats.inBytes += size;
     }
-    const result = this.index.match(msg.subject);
+    const result = this.index.match(msg.to ?? msg.subject);
     const noEcho = origin !== null && !origin.echo ? origin : null;
     let delivered = 0;
     const plain = result.plain;
