@@ -3,11 +3,9 @@
 // Feeds a big buffer of `PUB foo.bar 128\r\n<128 bytes>\r\n` frames in 64 KiB chunks and prints
 // messages per second (best of several rounds).
 //   node scripts/bench/parser.mjs [--mb 64] [--rounds 7] [--size 128]
-import { build } from 'esbuild';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { importTs } from '../lib/import-ts.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -20,19 +18,8 @@ const size = opt('size', 128);
 const CHUNK = 64 * 1024;
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'nats-edge-bench-'));
-const outfile = join(dir, 'parser.mjs');
-try {
-  await build({
-    entryPoints: [join(here, '../../src/nats/parser.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'warning',
-  });
-  const { Parser } = await import(pathToFileURL(outfile).href);
+{
+  const { Parser } = await importTs(join(here, '../../src/nats/parser.ts'));
 
   const frame = Buffer.concat([Buffer.from(`PUB foo.bar ${size}\r\n`), Buffer.alloc(size, 0x61), Buffer.from('\r\n')]);
   const count = Math.floor((totalMb * 1024 * 1024) / frame.length);
@@ -79,6 +66,4 @@ try {
       `best ${(best / 1e6).toFixed(2)} M msgs/s (${((best * frame.length) / 1e6).toFixed(0)} MB/s), ` +
       `median ${(median / 1e6).toFixed(2)} M msgs/s`,
   );
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }

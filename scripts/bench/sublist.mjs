@@ -1,33 +1,20 @@
 #!/usr/bin/env node
 // Micro-benchmark of the subject index (src/core/sublist.ts) at 100 000 subscriptions.
 // Not a test: it prints rates. Usage: node scripts/bench/sublist.mjs [numSubs]
-import { build } from 'esbuild';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { importTs } from '../lib/import-ts.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const N = Number(process.argv[2] ?? 100_000);
+// The first argument that is not a --flag (run-all.mjs passes its flags through).
+const N = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 100_000);
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
 
-const dir = mkdtempSync(join(tmpdir(), 'bench-sublist-'));
-const outfile = join(dir, 'sublist.mjs');
-await build({
-  entryPoints: [join(root, 'src/core/sublist.ts')],
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  outfile,
-  logLevel: 'error',
-});
-const { SubjectIndex } = await import(pathToFileURL(outfile).href);
-rmSync(dir, { recursive: true, force: true });
+const { SubjectIndex } = await importTs(join(root, 'src/core/sublist.ts'));
 
 // Seeded PRNG so every run measures the same workload.
 let seed = 0x5eed;

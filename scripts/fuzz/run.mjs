@@ -2,11 +2,9 @@
 // Runs a fuzz target: bundles its TypeScript with esbuild to a temporary file and imports it.
 //   node scripts/fuzz/run.mjs [--target parser|connection] [--seed N] [--iterations N]
 // Exits 1 when any check failed, printing each failure with the input (hex) to reproduce it.
-import { build } from 'esbuild';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { importTs } from '../lib/import-ts.mjs';
 
 const TARGETS = {
   parser: { entry: 'parser-fuzz.ts', run: (mod, opts) => mod.runParserFuzz(opts) },
@@ -38,21 +36,8 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 const target = TARGETS[opts.target];
 const here = dirname(fileURLToPath(import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'nats-edge-fuzz-'));
-const outfile = join(dir, 'fuzz.mjs');
-try {
-  await build({
-    entryPoints: [join(here, target.entry)],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'warning',
-    // Bundled CommonJS dependencies (bcryptjs) need require() inside the ESM output.
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
-  const mod = await import(pathToFileURL(outfile).href);
+{
+  const mod = await importTs(join(here, target.entry));
   const started = performance.now();
   const result = await target.run(mod, {
     seed: opts.seed,
@@ -67,6 +52,4 @@ try {
   }
   console.log(result.failures.length === 0 ? 'OK: no failures' : `${result.failures.length} failure(s)`);
   process.exitCode = result.failures.length === 0 ? 0 : 1;
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
