@@ -43,7 +43,9 @@ class MemorySocket extends Duplex {
   }
 }
 
-const FRAME_LINE = /^(INFO \{.*\} |\+OK|-ERR '.*'|PING|PONG|MSG \S+ \S+ (?:\S+ )?(\d+)|HMSG \S+ \S+ (?:\S+ )?(\d+) (\d+))$/;
+// Fields are separated by single spaces only: like nats-server, the server relays subjects
+// and sids byte for byte, and a non-pedantic client may put CR, FF or control bytes in them.
+const FRAME_LINE = /^(INFO \{.*\} |\+OK|-ERR '.*'|PING|PONG|MSG [^ ]+ [^ ]+ (?:[^ ]+ )?(\d+)|HMSG [^ ]+ [^ ]+ (?:[^ ]+ )?(\d+) (\d+))$/s;
 
 /** Checks that `text` is a sequence of complete, well-formed server frames; returns the problem. */
 export function checkServerFrames(text: string): string | null {

@@ -11,6 +11,11 @@ describe('connection fuzz (short run of scripts/fuzz --target connection)', () =
     expect((result.outcomes['closed'] ?? 0) + (result.outcomes['closed-after-flush'] ?? 0)).toBeGreaterThan(1000);
   }, 120_000);
 
+  it('the frame checker takes subjects and sids with odd bytes, as nats-server relays them', () => {
+    expect(checkServerFrames('MSG \rPI.> S1 0\r\n\r\n')).toBeNull();
+    expect(checkServerFrames('HMSG *.x-y 3 \u00eb\fM 12 12\r\nNATS/1.0\r\n\r\n\r\n')).toBeNull();
+  });
+
   it('the frame checker refuses what a server never sends', () => {
     expect(checkServerFrames('+OK\r\nMSG a 1 2\r\nhi\r\nPONG\r\n')).toBeNull();
     expect(checkServerFrames('HMSG a 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n')).toBeNull();
