@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError } from './config/errors.js';
 import { loadOptions, usage } from './config/load.js';
 import type { ServerOptions } from './config/options.js';
+import { JetStreamStartError } from './jetstream/index.js';
 import { Logger } from './log.js';
 import { Server } from './server.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
@@ -98,10 +99,6 @@ async function main(): Promise<number> {
   if (options.profile !== undefined) log.info(`  Firmware profile: ${options.profile.name} (${options.profile.description})`);
 
   // Components that have not landed yet: say so instead of advertising what is not served.
-  if (options.jetstream?.enabled) {
-    log.warn('JetStream is configured but not available in this build yet: not enabled');
-    delete options.jetstream;
-  }
   for (const [name, block] of Object.entries(options.blocks)) {
     log.warn(`${block.where}: the ${name} block is not available in this build yet: ignored`);
   }
@@ -110,7 +107,7 @@ async function main(): Promise<number> {
   try {
     await server.startServer();
   } catch (err) {
-    log.log('FTL', `Error listening: ${(err as Error).message}`);
+    log.log('FTL', err instanceof JetStreamStartError ? err.message : `Error listening: ${(err as Error).message}`);
     return 1;
   }
   writeRuntimeFiles(options, server);

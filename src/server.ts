@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerOptions } from './config/options.js';
 import { MemoryBudget } from './core/budget.js';
 import { Router } from './core/router.js';
+import { attachJetStreamMonitoring, startJetStream, type JetStream } from './jetstream/index.js';
 import type { Logger } from './log.js';
 import { MonitorServer } from './monitor/http-server.js';
 import type { ConnectionView, MonitorSource, ServerStats, SubjectIndexView } from './monitor/source.js';
@@ -70,6 +71,7 @@ export class Server implements ClientContext, MonitorSource {
   private readonly counters = { slowConsumers: 0, totalConnections: 0 };
   private listener: NatsListener | null = null;
   private monitor: MonitorServer | null = null;
+  private jetstream: JetStream | null = null;
   private housekeeping: NodeJS.Timeout | null = null;
   private boundPort = 0;
   private boundHttpPort = 0;
@@ -155,6 +157,16 @@ export class Server implements ClientContext, MonitorSource {
 
   async startServer(): Promise<void> {
     const o = this.opts;
+    // JetStream first: the API must answer from the first client connection on.
+    if (o.jetstream?.enabled) {
+      this.jetstream = await startJetStream({
+        router: this.router,
+        log: this.log,
+        options: o.jetstream,
+        profile: o.profile,
+        nextCid: () => this.nextCid(),
+      });
+    }
     const listener = new NatsListener(this, {
       clientCount: () => this.clients.size,
       accepted: (c) => {
@@ -164,7 +176,13 @@ export class Server implements ClientContext, MonitorSource {
       },
       infoLine: (c) => this.infoLine(c),
     });
-    this.boundPort = await listener.listen(o.host, o.port);
+    try {
+      this.boundPort = await listener.listen(o.host, o.port);
+    } catch (err) {
+      this.jetstream?.shutdown();
+      this.jetstream = null;
+      throw err;
+    }
     this.listener = listener;
     this.log.info(`Listening for client connections on ${hostPort(o.host, this.boundPort)}`);
     if (o.tls !== undefined) this.log.info('TLS required for client connections');
@@ -175,6 +193,7 @@ export class Server implements ClientContext, MonitorSource {
         basePath: o.httpBasePath,
         log: (level, msg) => this.log.log(level, msg),
       });
+      attachJetStreamMonitoring(this.monitor, this.jetstream, this);
       this.boundHttpPort = await this.monitor.listen();
     }
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
@@ -253,6 +272,9 @@ export class Server implements ClientContext, MonitorSource {
       this.broadcastLdm();
     }
     for (const c of [...this.clients.values()]) c.close('Server Shutdown');
+    // Commits what is queued and closes the store cleanly (checkpointed, no WAL left behind).
+    this.jetstream?.shutdown();
+    this.jetstream = null;
     await Promise.race([this.monitor?.close(), delay(timeoutMs)]);
     this.log.info('Server Exiting..');
   }

@@ -59,6 +59,8 @@ export interface StreamConfig {
   first_seq?: number;
   metadata?: Record<string, string>;
   consumer_limits?: { inactive_threshold?: number; max_ack_pending?: number };
+  /** Echoed as given (a single server places every stream here). */
+  placement?: { cluster?: string; tags?: string[] };
 }
 
 export interface StreamState {
@@ -212,8 +214,11 @@ export interface ApiRouter {
   register(prefix: readonly string[], handler: ApiHandler): void;
   /** Send a JSON response `{type: io.nats.jetstream.api.v1.<type>, ...body}` (type omitted when null). */
   respond(reply: string, type: string | null, body: Record<string, unknown>): void;
-  /** Send an error response of the given type; counts in api.errors. */
-  respondError(reply: string, type: string, error: ApiError): void;
+  /**
+   * Send an error response of the given type; counts in api.errors. `extra` fields follow the
+   * error object (nats-server keeps e.g. `"purged":0` or the paging fields in some error responses).
+   */
+  respondError(reply: string, type: string, error: ApiError, extra?: Record<string, unknown>): void;
 }
 
 // ---- the JetStream runtime the parts share -------------------------------------------------
@@ -242,4 +247,6 @@ export interface JetStreamRuntime {
   publish(subject: string, reply: string, hdrLen: number, raw: Buffer, to?: string): void;
   /** Current time in microseconds since the epoch (one clock for store times and timers). */
   nowUs(): number;
+  /** (Added by the consumer side.) A connection id for an internal subscriber, unique across the server. */
+  nextCid?(): number;
 }
