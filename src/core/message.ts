@@ -18,6 +18,17 @@ export interface Message {
    * routed to the request's inbox but show the stored subject). Absent for ordinary messages.
    */
   readonly to?: string;
+  /**
+   * Set by a publisher that must know when the message is durable (MQTT QoS 1/2: PUBACK only
+   * after a capturing stream committed). Each stream that takes the message calls captured()
+   * synchronously inside deliver(), then stored() once its transaction committed (or failed).
+   */
+  readonly receipt?: StoreReceipt;
+}
+
+export interface StoreReceipt {
+  captured(): void;
+  stored(err: Error | null): void;
 }
 
 /** Size of the payload alone (what nats-server counts in in_bytes / out_bytes). */
