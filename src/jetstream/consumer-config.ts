@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isValidSubject, subjectHasWildcard, subjectIsSubsetOf, subjectMatches, subjectsOverlap } from '../core/subject.js';
-import { consumerErrors as E } from './consumer-errors.js';
+import { JsErrors as E } from './errors.js';
 import { parseTimeToUs } from './consumer-time.js';
 import type { AckPolicy, ApiError, ConsumerConfig, DeliverPolicy, ReplayPolicy, StreamConfig } from './types.js';
 
@@ -197,20 +197,20 @@ export function resolveCreateTarget(tokens: readonly string[], cfg: Partial<Cons
   if (tokens[1] === 'DURABLE') {
     if (tokens.length !== 5) return null;
     const subjName = tokens[4]!;
-    if (durableName === '') return E.durableNotSet();
-    if (durableName !== subjName) return E.durableSubjectMismatch();
-    if (cfgName !== '' && cfgName !== durableName) return E.durableNameMismatch();
+    if (durableName === '') return E.consumerDurableNotSet();
+    if (durableName !== subjName) return E.consumerDurableSubjectMismatch();
+    if (cfgName !== '' && cfgName !== durableName) return E.consumerDurableNameMismatch();
     name = subjName;
   } else if (tokens.length === 3) {
-    if (durableName !== '') return E.ephemeralWithDurable();
+    if (durableName !== '') return E.consumerEphemeralWithDurable();
     name = cfgName === '' ? null : cfgName;
   } else if (tokens.length >= 4) {
     const subjName = tokens[3]!;
-    if (durableName !== '' && durableName !== subjName) return E.durableSubjectMismatch();
+    if (durableName !== '' && durableName !== subjName) return E.consumerDurableSubjectMismatch();
     if (tokens.length > 4) {
-      if (cfg.filter_subjects !== undefined && cfg.filter_subjects.length > 0) return E.filtersOnSubjectApi();
+      if (cfg.filter_subjects !== undefined && cfg.filter_subjects.length > 0) return E.consumerFiltersOnSubjectApi();
       const filter = tokens.slice(4).join('.');
-      if ((cfg.filter_subject ?? '') !== filter) return E.filterMismatch();
+      if ((cfg.filter_subject ?? '') !== filter) return E.consumerFilterMismatch();
     }
     // nats-server 2.9.10 takes the subject's name when config.name differs (later ones refuse).
     name = subjName;
@@ -218,8 +218,8 @@ export function resolveCreateTarget(tokens: readonly string[], cfg: Partial<Cons
     return null;
   }
   if (name !== null) {
-    if (!isValidConsumerName(name)) return E.badDurableName();
-    if (name.length > MAX_NAME_LEN) return E.nameTooLong();
+    if (!isValidConsumerName(name)) return E.consumerBadDurableName();
+    if (name.length > MAX_NAME_LEN) return E.consumerNameTooLong();
   }
   return { name, durable: durableName !== '' };
 }
@@ -258,32 +258,32 @@ export function buildConsumerConfig(raw: Partial<ConsumerConfig>, name: string, 
 
   if (push) {
     const ds = raw.deliver_subject!;
-    if (!isValidSubject(ds)) return E.deliverInvalid();
-    if (subjectHasWildcard(ds)) return E.deliverWildcards();
-    if ((raw.max_waiting ?? 0) !== 0) return E.pushMaxWaiting();
+    if (!isValidSubject(ds)) return E.consumerDeliverInvalid();
+    if (subjectHasWildcard(ds)) return E.consumerDeliverSubjectWildcards();
+    if ((raw.max_waiting ?? 0) !== 0) return E.consumerPushMaxWaiting();
   } else {
-    if (hb > 0) return E.hbRequiresPush();
-    if (raw.flow_control === true) return E.fcRequiresPush();
+    if (hb > 0) return E.consumerHeartbeatRequiresPush();
+    if (raw.flow_control === true) return E.consumerFlowControlRequiresPush();
   }
-  if ((raw.max_waiting ?? 0) < 0) return E.maxWaitingNegative();
-  if (push && hb > 0 && hb < MIN_HEARTBEAT_NS) return E.smallHeartbeat();
-  if (push && raw.flow_control === true && hb <= 0) return E.fcNeedsHeartbeat();
-  if ((raw.description ?? '').length > MAX_DESCRIPTION_LEN) return E.descriptionTooLong();
+  if ((raw.max_waiting ?? 0) < 0) return E.consumerMaxWaitingNegative();
+  if (push && hb > 0 && hb < MIN_HEARTBEAT_NS) return E.consumerSmallHeartbeat();
+  if (push && raw.flow_control === true && hb <= 0) return E.consumerFcNeedsHeartbeat();
+  if ((raw.description ?? '').length > MAX_DESCRIPTION_LEN) return E.consumerDescriptionTooLong();
   const backoff = raw.backoff ?? [];
   const maxDeliver = (raw.max_deliver ?? 0) === 0 ? -1 : raw.max_deliver!;
-  if (backoff.length > 0 && maxDeliver !== -1 && maxDeliver <= backoff.length) return E.maxDeliverBackoff();
+  if (backoff.length > 0 && maxDeliver !== -1 && maxDeliver <= backoff.length) return E.consumerMaxDeliverBackoff();
 
   const policyErr = checkDeliverPolicy(raw);
   if (policyErr !== null) return policyErr;
-  if ((raw.max_batch ?? 0) < 0) return E.maxBatchNegative();
+  if ((raw.max_batch ?? 0) < 0) return E.consumerMaxBatchNegative();
   const maxExpires = raw.max_expires ?? 0;
-  if (maxExpires !== 0 && maxExpires < MIN_MAX_EXPIRES_NS) return E.maxExpiresTooSmall();
-  if (push && ackPolicy === 'none' && (raw.max_ack_pending ?? 0) > 0) return E.pushMaxAckPendingNeedsAck();
+  if (maxExpires !== 0 && maxExpires < MIN_MAX_EXPIRES_NS) return E.consumerMaxExpiresTooSmall();
+  if (push && ackPolicy === 'none' && (raw.max_ack_pending ?? 0) > 0) return E.consumerPushMaxAckPendingNeedsAck();
 
   const filterErr = checkFilters(raw, stream);
   if (filterErr !== null) return filterErr;
-  if (push && deliverFormsCycle(raw.deliver_subject!, stream)) return E.deliverCycle();
-  if ((raw.num_replicas ?? 0) > 1) return E.replicas();
+  if (push && deliverFormsCycle(raw.deliver_subject!, stream)) return E.consumerDeliverCycle();
+  if ((raw.num_replicas ?? 0) > 1) return E.replicasNotSupported();
 
   const c: ConsumerConfig = {
     deliver_policy: raw.deliver_policy ?? 'all',
@@ -348,18 +348,18 @@ function checkDeliverPolicy(raw: Partial<ConsumerConfig>): ApiError | null {
   const lead = `consumer delivery policy is ${POLICY_TEXT[p]}, but`;
   switch (p) {
     case 'by_start_sequence':
-      if (!hasSeq) return E.invalidPolicy(`${lead} optional start sequence is not set`);
-      if (hasTime) return E.invalidPolicy(`${lead} optional start time is also set`);
+      if (!hasSeq) return E.consumerDeliverPolicy(`${lead} optional start sequence is not set`);
+      if (hasTime) return E.consumerDeliverPolicy(`${lead} optional start time is also set`);
       return null;
     case 'by_start_time':
-      if (!hasTime) return E.invalidPolicy(`${lead} optional start time is not set`);
-      if (hasSeq) return E.invalidPolicy(`${lead} optional start sequence is also set`);
+      if (!hasTime) return E.consumerDeliverPolicy(`${lead} optional start time is not set`);
+      if (hasSeq) return E.consumerDeliverPolicy(`${lead} optional start sequence is also set`);
       return null;
     default:
-      if (hasSeq) return E.invalidPolicy(`${lead} optional start sequence is also set`);
-      if (hasTime) return E.invalidPolicy(`${lead} optional start time is also set`);
+      if (hasSeq) return E.consumerDeliverPolicy(`${lead} optional start sequence is also set`);
+      if (hasTime) return E.consumerDeliverPolicy(`${lead} optional start time is also set`);
       if (p === 'last_per_subject' && consumerFilterList(raw).length === 0) {
-        return E.invalidPolicy(`${lead} optional filter subject is not set`);
+        return E.consumerDeliverPolicy(`${lead} optional filter subject is not set`);
       }
       return null;
   }
@@ -386,18 +386,18 @@ function checkFilters(raw: Partial<ConsumerConfig>, stream: StreamConfig): ApiEr
   const subjects = stream.subjects ?? [];
   const many = raw.filter_subjects ?? [];
   if (many.length > 0) {
-    if ((raw.filter_subject ?? '') !== '') return E.filterBoth();
-    for (const f of many) if (f === '') return E.filterEmpty();
+    if ((raw.filter_subject ?? '') !== '') return E.consumerFilterBoth();
+    for (const f of many) if (f === '') return E.consumerFilterEmpty();
     for (let i = 0; i < many.length; i++) {
       for (let j = 0; j < many.length; j++) {
-        if (i !== j && subjectIsSubsetOf(many[i]!, many[j]!)) return E.filterOverlap();
+        if (i !== j && subjectIsSubsetOf(many[i]!, many[j]!)) return E.consumerFilterOverlap();
       }
     }
-    for (const f of many) if (!filterFitsStream(f, subjects)) return E.filterNotSubset();
+    for (const f of many) if (!filterFitsStream(f, subjects)) return E.consumerFilterNotSubset();
     return null;
   }
   const one = raw.filter_subject ?? '';
-  if (one !== '' && !filterFitsStream(one, subjects)) return E.filterNotSubset();
+  if (one !== '' && !filterFitsStream(one, subjects)) return E.consumerFilterNotSubset();
   return null;
 }
 
@@ -419,15 +419,15 @@ export interface PeerConsumer {
  */
 export function checkAgainstStream(c: ConsumerConfig, stream: StreamConfig, peers: Iterable<PeerConsumer>, isNew: boolean, consumerCount: number): ApiError | null {
   if (stream.retention === 'workqueue') {
-    if (!isPushConfig(c) && c.ack_policy === 'none') return E.wqPullNeedsAck();
-    if (c.ack_policy !== 'explicit') return E.wqExplicitAck();
+    if (!isPushConfig(c) && c.ack_policy === 'none') return E.consumerWqPullNeedsAck();
+    if (c.ack_policy !== 'explicit') return E.consumerWqExplicitAck();
     const mine = consumerFilters(c);
     for (const p of peers) {
       if (p.name === c.name) continue;
       const theirs = consumerFilters(p.config);
-      if (mine.length === 0) return theirs.length === 0 ? E.wqMultipleUnfiltered() : E.wqNotUnique();
-      if (theirs.length === 0) return E.wqNotUnique();
-      for (const a of mine) for (const b of theirs) if (subjectsOverlap(a, b)) return E.wqNotUnique();
+      if (mine.length === 0) return theirs.length === 0 ? E.consumerWqMultipleUnfiltered() : E.consumerWqNotUnique();
+      if (theirs.length === 0) return E.consumerWqNotUnique();
+      for (const a of mine) for (const b of theirs) if (subjectsOverlap(a, b)) return E.consumerWqNotUnique();
     }
   }
   if (isNew && stream.max_consumers > 0 && consumerCount >= stream.max_consumers) return E.maxConsumers();
@@ -439,20 +439,20 @@ export function checkAgainstStream(c: ConsumerConfig, stream: StreamConfig, peer
  * null. The deliver subject may change only while nobody listens on the old one (10013).
  */
 export function checkUpdate(old: ConsumerConfig, next: ConsumerConfig, oldDeliverActive: boolean): ApiError | null {
-  if (old.deliver_policy !== next.deliver_policy) return E.create('deliver policy can not be updated');
-  if ((old.opt_start_seq ?? 0) !== (next.opt_start_seq ?? 0)) return E.create('start sequence can not be updated');
-  if ((old.opt_start_time ?? '') !== (next.opt_start_time ?? '')) return E.create('start time can not be updated');
-  if (old.ack_policy !== next.ack_policy) return E.create('ack policy can not be updated');
-  if (old.replay_policy !== next.replay_policy) return E.create('replay policy can not be updated');
-  if ((old.idle_heartbeat ?? 0) !== (next.idle_heartbeat ?? 0)) return E.create('heart beats can not be updated');
-  if ((old.flow_control ?? false) !== (next.flow_control ?? false)) return E.create('flow control can not be updated');
-  if ((old.max_waiting ?? 0) !== (next.max_waiting ?? 0)) return E.create('max waiting can not be updated');
+  if (old.deliver_policy !== next.deliver_policy) return E.consumerCreate('deliver policy can not be updated');
+  if ((old.opt_start_seq ?? 0) !== (next.opt_start_seq ?? 0)) return E.consumerCreate('start sequence can not be updated');
+  if ((old.opt_start_time ?? '') !== (next.opt_start_time ?? '')) return E.consumerCreate('start time can not be updated');
+  if (old.ack_policy !== next.ack_policy) return E.consumerCreate('ack policy can not be updated');
+  if (old.replay_policy !== next.replay_policy) return E.consumerCreate('replay policy can not be updated');
+  if ((old.idle_heartbeat ?? 0) !== (next.idle_heartbeat ?? 0)) return E.consumerCreate('heart beats can not be updated');
+  if ((old.flow_control ?? false) !== (next.flow_control ?? false)) return E.consumerCreate('flow control can not be updated');
+  if ((old.max_waiting ?? 0) !== (next.max_waiting ?? 0)) return E.consumerCreate('max waiting can not be updated');
   const od = old.deliver_subject ?? '';
   const nd = next.deliver_subject ?? '';
   if (od !== nd) {
-    if (od === '') return E.create('can not update pull consumer to push based');
-    if (nd === '') return E.create('can not update push consumer to pull based');
-    if (oldDeliverActive) return E.nameExists();
+    if (od === '') return E.consumerCreate('can not update pull consumer to push based');
+    if (nd === '') return E.consumerCreate('can not update push consumer to pull based');
+    if (oldDeliverActive) return E.consumerNameExists();
   }
   return null;
 }

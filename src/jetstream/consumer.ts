@@ -20,7 +20,7 @@ import {
 import type { PeerConsumer } from './consumer-config.js';
 import { Consumer } from './consumer-engine.js';
 import type { ConsumerHost } from './consumer-engine.js';
-import { consumerErrors as E } from './consumer-errors.js';
+import { JsErrors as E } from './errors.js';
 import { loadConsumers, loadPending } from './consumer-store.js';
 import { formatTimeUs } from './consumer-time.js';
 import type { ApiError, ApiRequest, ConsumerConfig, JetStreamRuntime, StreamHandle } from './types.js';
@@ -168,20 +168,20 @@ class ConsumerHub implements ConsumerHost, Subscriber {
     const cfg = buildConsumerConfig(parsed.config, name, target.durable, streamCfg);
     if (isApiError(cfg)) return this.fail(req, CREATE_RESPONSE, cfg);
     const existing = stream.consumers.get(name);
-    if (existing !== undefined && !(existing instanceof Consumer)) return this.fail(req, CREATE_RESPONSE, E.nameExists());
+    if (existing !== undefined && !(existing instanceof Consumer)) return this.fail(req, CREATE_RESPONSE, E.consumerNameExists());
     const peersErr = checkAgainstStream(cfg, streamCfg, peersOf(stream), existing === undefined, stream.consumers.size);
     if (peersErr !== null) return this.fail(req, CREATE_RESPONSE, peersErr);
 
     if (existing instanceof Consumer) {
       if (sameConfig(existing.config, cfg)) return this.respondInfo(req.reply, CREATE_RESPONSE, existing);
-      if (parsed.action === 'create') return this.fail(req, CREATE_RESPONSE, E.alreadyExists());
+      if (parsed.action === 'create') return this.fail(req, CREATE_RESPONSE, E.consumerAlreadyExists());
       const err = checkUpdate(existing.config, cfg, existing.pushBound);
       if (err !== null) return this.fail(req, CREATE_RESPONSE, err);
       existing.update(cfg);
       existing.requestFlush(() => this.respondInfo(req.reply, CREATE_RESPONSE, existing));
       return;
     }
-    if (parsed.action === 'update') return this.fail(req, CREATE_RESPONSE, E.doesNotExist());
+    if (parsed.action === 'update') return this.fail(req, CREATE_RESPONSE, E.consumerDoesNotExist());
     const c = new Consumer(this, stream, name, cfg, null);
     stream.consumers.set(name, c);
     c.start();

@@ -80,6 +80,24 @@ export const JsErrors = {
   consumerDeliverSubjectWildcards: (): ApiError => e(400, 10079, 'consumer deliver subject has wildcards'),
   consumerMaxDeliverBackoff: (): ApiError => e(400, 10116, 'max deliver is required to be > length of backoff values'),
   consumerDeliverPolicy: (reason: string): ApiError => e(400, 10094, reason),
+  // Consumer configuration refusals (nats-server 2.9.10 texts; 10136-10139 are 2.10's).
+  consumerNameTooLong: (): ApiError => e(400, 10102, 'consumer name is too long, maximum allowed is 255'),
+  consumerDescriptionTooLong: (): ApiError => e(400, 10107, 'consumer description is too long, maximum allowed is 4096'),
+  consumerFilterBoth: (): ApiError => e(500, 10136, 'consumer cannot have both FilterSubject and FilterSubjects specified'),
+  consumerFiltersOnSubjectApi: (): ApiError => e(500, 10137, 'consumer with multiple subject filters cannot use subject based API'),
+  consumerFilterOverlap: (): ApiError => e(500, 10138, 'consumer subject filters cannot overlap'),
+  consumerFilterEmpty: (): ApiError => e(500, 10139, 'consumer filter in FilterSubjects cannot be empty'),
+  consumerWqPullNeedsAck: (): ApiError => e(400, 10084, 'consumer in pull mode requires ack policy'),
+  consumerWqExplicitAck: (): ApiError => e(400, 10098, 'workqueue stream requires explicit ack'),
+  consumerFcNeedsHeartbeat: (): ApiError => e(400, 10108, 'consumer with flow control also needs heartbeats'),
+  consumerSmallHeartbeat: (): ApiError => e(400, 10083, 'consumer idle heartbeat needs to be >= 100ms'),
+  consumerPushMaxWaiting: (): ApiError => e(400, 10080, 'consumer in push mode can not set max waiting'),
+  consumerMaxWaitingNegative: (): ApiError => e(400, 10087, 'consumer max waiting needs to be positive'),
+  consumerMaxBatchNegative: (): ApiError => e(400, 10114, 'consumer max request batch needs to be > 0'),
+  consumerMaxExpiresTooSmall: (): ApiError => e(400, 10115, 'consumer max request expires needs to be >= 1ms'),
+  consumerDeliverInvalid: (): ApiError => e(400, 10112, 'invalid push consumer deliver subject'),
+  consumerPushMaxAckPendingNeedsAck: (): ApiError => e(400, 10082, 'consumer requires ack policy for max ack pending'),
+  consumerDeliverCycle: (): ApiError => e(400, 10081, 'consumer deliver subject forms a cycle'),
 } as const;
 
 /** A thrown ApiError, so deep helpers (config parsing) can abort a handler with a precise answer. */
