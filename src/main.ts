@@ -5,6 +5,7 @@ import { loadOptions, usage } from './config/load.js';
 import type { ServerOptions } from './config/options.js';
 import { JetStreamStartError } from './jetstream/index.js';
 import { Logger } from './log.js';
+import { parseMqttConfig } from './mqtt/config.js';
 import { Server } from './server.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
 
@@ -87,6 +88,15 @@ async function main(): Promise<number> {
   if (typeof action === 'object') return sendSignal(action.signal, action.pid);
   const log = new Logger(options.logging);
   for (const w of warnings) log.warn(w);
+  if (options.blocks.mqtt !== undefined) {
+    try {
+      parseMqttConfig(options.blocks.mqtt, options);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`nats-edge: ${err.message}\n`);
+      return 1;
+    }
+  }
   if (action === 'test-config') {
     process.stdout.write(`nats-edge: configuration file ${options.configFile ?? ''} is valid\n`);
     return 0;
@@ -100,6 +110,7 @@ async function main(): Promise<number> {
 
   // Components that have not landed yet: say so instead of advertising what is not served.
   for (const [name, block] of Object.entries(options.blocks)) {
+    if (name === 'mqtt') continue;
     log.warn(`${block.where}: the ${name} block is not available in this build yet: ignored`);
   }
 

@@ -10,6 +10,9 @@ import { Authenticator } from './nats/auth.js';
 import type { ClientConnection } from './nats/client.js';
 import type { ClientContext } from './nats/context.js';
 import { NatsListener } from './nats/listener.js';
+import { MqttBroker, type MqttContext } from './mqtt/broker.js';
+import { parseMqttConfig, type MqttOptions } from './mqtt/config.js';
+import { MqttListener } from './mqtt/listener.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
 
 const HOUSEKEEPING_MS = 250;
@@ -56,7 +59,7 @@ function newServerId(): string {
  * that drives ping timers and write deadlines. Components that land later (JetStream, MQTT,
  * leafnodes) attach to the same router.
  */
-export class Server implements ClientContext, MonitorSource {
+export class Server implements ClientContext, MonitorSource, MqttContext {
   readonly router: Router;
   readonly budget: MemoryBudget;
   readonly serverId = newServerId();
@@ -72,6 +75,10 @@ export class Server implements ClientContext, MonitorSource {
   private listener: NatsListener | null = null;
   private monitor: MonitorServer | null = null;
   private jetstream: JetStream | null = null;
+  private mqtt: MqttBroker | null = null;
+  private mqttListener: MqttListener | null = null;
+  private mqttOptions: MqttOptions | null = null;
+  private boundMqttPort = 0;
   private housekeeping: NodeJS.Timeout | null = null;
   private boundPort = 0;
   private boundHttpPort = 0;
@@ -153,6 +160,60 @@ export class Server implements ClientContext, MonitorSource {
     this.counters.slowConsumers++;
   }
 
+  /** MQTT connections closed: kept for /connz?state=closed like NATS ones. */
+  connectionClosed(view: ConnectionView): void {
+    const max = this.opts.maxClosedClients;
+    if (max <= 0) return;
+    const subs = view.subscriptions();
+    this.closed.push({
+      cid: view.cid,
+      type: view.type,
+      ip: view.ip,
+      port: view.port,
+      start: view.start,
+      lastActivity: view.lastActivity,
+      rttMs: view.rttMs,
+      pendingBytes: 0,
+      inMsgs: view.inMsgs,
+      outMsgs: view.outMsgs,
+      inBytes: view.inBytes,
+      outBytes: view.outBytes,
+      name: view.name,
+      lang: view.lang,
+      version: view.version,
+      ...(view.tlsVersion !== undefined ? { tlsVersion: view.tlsVersion } : {}),
+      ...(view.tlsCipher !== undefined ? { tlsCipher: view.tlsCipher } : {}),
+      ...(view.authorizedUser !== undefined ? { authorizedUser: view.authorizedUser } : {}),
+      ...(view.mqttClient !== undefined ? { mqttClient: view.mqttClient } : {}),
+      stop: view.stop ?? new Date(),
+      reason: view.reason ?? 'Client Closed',
+      subscriptions: () => subs,
+    });
+    if (this.closed.length > max) this.closed.splice(0, this.closed.length - max);
+  }
+
+  /** The bound MQTT port (0 when MQTT is off). */
+  mqttPort(): number {
+    return this.boundMqttPort;
+  }
+
+  /** MQTT needs JetStream's store (sessions, retained messages), as in nats-server. */
+  private async startMqtt(): Promise<void> {
+    const block = this.opts.blocks.mqtt;
+    if (block === undefined) return;
+    const mo = parseMqttConfig(block, this.opts);
+    const js = this.jetstream;
+    if (js === null) throw new Error('mqtt requires jetstream');
+    const broker = new MqttBroker(this, mo, js);
+    broker.start();
+    const listener = new MqttListener(broker);
+    this.boundMqttPort = await listener.listen();
+    this.mqtt = broker;
+    this.mqttListener = listener;
+    this.mqttOptions = mo;
+    this.log.info(`Listening for MQTT clients on ${mo.tls !== undefined ? 'tls' : 'mqtt'}://${hostPort(mo.host, this.boundMqttPort)}`);
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   async startServer(): Promise<void> {
@@ -185,6 +246,15 @@ export class Server implements ClientContext, MonitorSource {
     }
     this.listener = listener;
     this.log.info(`Listening for client connections on ${hostPort(o.host, this.boundPort)}`);
+    try {
+      await this.startMqtt();
+    } catch (err) {
+      listener.close();
+      this.listener = null;
+      this.jetstream?.shutdown();
+      this.jetstream = null;
+      throw err;
+    }
     if (o.tls !== undefined) this.log.info('TLS required for client connections');
     if (o.httpPort !== undefined) {
       this.monitor = new MonitorServer(this, {
@@ -194,6 +264,7 @@ export class Server implements ClientContext, MonitorSource {
         log: (level, msg) => this.log.log(level, msg),
       });
       attachJetStreamMonitoring(this.monitor, this.jetstream, this);
+      this.monitor.addVarzExtension((v) => this.mqttVarz(v));
       this.boundHttpPort = await this.monitor.listen();
     }
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
@@ -272,6 +343,11 @@ export class Server implements ClientContext, MonitorSource {
       this.broadcastLdm();
     }
     for (const c of [...this.clients.values()]) c.close('Server Shutdown');
+    this.mqttListener?.close();
+    this.mqttListener = null;
+    // Before JetStream: sessions and queues go into its last commit.
+    this.mqtt?.shutdown();
+    this.mqtt = null;
     // Commits what is queued and closes the store cleanly (checkpointed, no WAL left behind).
     this.jetstream?.shutdown();
     this.jetstream = null;
@@ -305,7 +381,32 @@ export class Server implements ClientContext, MonitorSource {
   }
 
   openConnections(): Iterable<ConnectionView> {
-    return this.clients.values();
+    if (this.mqtt === null) return this.clients.values();
+    const all: ConnectionView[] = [...this.clients.values(), ...this.mqtt.connections()];
+    return all.sort((a, b) => a.cid - b.cid);
+  }
+
+  /** /varz `mqtt` as nats-server fills it, plus nats-edge's counts under edge.mqtt. */
+  private mqttVarz(v: Record<string, unknown>): void {
+    const mo = this.mqttOptions;
+    if (mo === null || this.mqtt === null) return;
+    const block: Record<string, unknown> = { host: mo.host, port: this.boundMqttPort };
+    if (mo.noAuthUser !== undefined) block['no_auth_user'] = mo.noAuthUser;
+    if (mo.tls !== undefined) block['tls_timeout'] = mo.tls.timeoutMs / 1000;
+    block['ack_wait'] = mo.ackWaitMs * 1_000_000;
+    block['max_ack_pending'] = mo.maxAckPending;
+    v['mqtt'] = block;
+    const st = this.mqtt.stats();
+    const edge = (v['edge'] ?? {}) as Record<string, unknown>;
+    edge['mqtt'] = {
+      connections: st.connections,
+      sessions: st.sessions,
+      retained_messages: st.retained,
+      dropped_queued: st.droppedQueued,
+      dropped_qos0: st.droppedQos0,
+      max_queued_messages: mo.maxQueuedMessages,
+    };
+    v['edge'] = edge;
   }
 
   closedConnections(): Iterable<ConnectionView> {

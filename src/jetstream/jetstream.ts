@@ -12,7 +12,8 @@
  *   created   TEXT                 creation time, RFC 3339
  *   last_seq  INTEGER              last sequence assigned: survives purges and deletes
  *   last_ts   INTEGER              its store time, µs
- * The consumer module adds its own tables (CONSUMER_SCHEMA) in the file database.
+ * The consumer module adds its own tables (CONSUMER_SCHEMA) in the file database; origins.ts
+ * keeps the positions of stream sources in js_stream_sources (in `main` and `mem`).
  */
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { MessageTable } from '../store/message-table.js';
 import { JsApi } from './api.js';
 import { CONSUMER_SCHEMA, registerConsumerApi, restoreConsumers } from './consumer.js';
 import { formatTimeUs } from './consumer-time.js';
+import { dropOriginPositions, originSchema } from './origins.js';
 import { storedStreamConfig } from './stream-config.js';
 import { Stream, type StreamContext, type StreamRow } from './stream.js';
 import { StoreUsage } from './stream-state.js';
@@ -149,6 +151,8 @@ export class JetStream implements JetStreamRuntime, StreamContext {
       db.exec("ATTACH DATABASE ':memory:' AS mem");
       db.exec(MEM_SCHEMA);
       db.exec(CONSUMER_SCHEMA);
+      db.exec(originSchema('main'));
+      db.exec(originSchema('mem'));
       js = new JetStream(o, db, dir, settings);
     } catch (err) {
       db.close();
@@ -256,6 +260,7 @@ export class JetStream implements JetStreamRuntime, StreamContext {
     this.commit.transact(() => {
       this.deleteRow[schema].run(stream.id);
       MessageTable.drop(this.db, schema, stream.id);
+      dropOriginPositions(this.db, schema, stream.id);
     });
   }
 

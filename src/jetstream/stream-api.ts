@@ -11,6 +11,7 @@ import { formatTimeUs } from './consumer-time.js';
 import type { JetStream } from './jetstream.js';
 import type { Stream } from './stream.js';
 import { checkStreamUpdate, decodeStreamConfig, hasPathSeparator, normalizeStreamConfig, sameStreamConfig, type RawStreamConfig } from './stream-config.js';
+import { checkOriginsAgainst } from './stream-origin.js';
 import type { ApiError, ApiRequest, StoredMsg, StreamConfig } from './types.js';
 
 const NAMES_LIMIT = 1024;
@@ -163,6 +164,8 @@ export function registerStreamApi(js: JetStream): void {
       return api.respondError(req.reply, type, errorOf(err));
     }
     if (cfg.num_replicas > 1) return api.respondError(req.reply, type, JsErrors.replicasNotSupported());
+    const originError = checkOriginsAgainst(cfg, js.streams);
+    if (originError !== null) return api.respondError(req.reply, type, originError);
     const existing = js.streams.get(name);
     if (existing !== undefined) {
       // Same config: the existing stream, untouched (2.9.10 still says did_create).
@@ -202,6 +205,8 @@ export function registerStreamApi(js: JetStream): void {
       return api.respondError(req.reply, type, errorOf(err));
     }
     if (cfg.num_replicas > 1) return api.respondError(req.reply, type, JsErrors.replicasNotSupported());
+    const originError = checkOriginsAgainst(cfg, js.streams);
+    if (originError !== null) return api.respondError(req.reply, type, originError);
     const limits = limitsError(cfg, stream);
     if (limits !== null) return api.respondError(req.reply, type, limits);
     if (overlapsOthers(cfg, stream)) return api.respondError(req.reply, type, JsErrors.streamSubjectOverlap());

@@ -5,6 +5,7 @@
  */
 import { isValidSubject, subjectIsSubsetOf, subjectsOverlap } from '../core/subject.js';
 import { ApiErrorException, JsErrors } from './errors.js';
+import { checkMirrorUpdate, checkOriginConfig, normalizeRfc3339 } from './stream-origin.js';
 import type { ApiError, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamSource } from './types.js';
 
 const NS_PER_MS = 1_000_000;
@@ -101,14 +102,14 @@ function source(v: unknown): StreamSource | undefined {
   const seq = optUint(o['opt_start_seq']);
   if (seq !== undefined && seq > 0) s.opt_start_seq = seq;
   const time = optStr(o['opt_start_time']);
-  if (time !== undefined) s.opt_start_time = time;
+  if (time !== undefined && time !== '') s.opt_start_time = normalizeRfc3339(time) ?? invalid();
   const filter = optStr(o['filter_subject']);
   if (filter !== undefined && filter !== '') s.filter_subject = filter;
   const ext = optObject(o['external']);
   if (ext !== undefined) {
     const api = optStr(ext['api']) ?? '';
-    const deliver = optStr(ext['deliver']);
-    s.external = deliver !== undefined && deliver !== '' ? { api, deliver } : { api };
+    // Echoed with both fields, as nats-server does.
+    s.external = { api, deliver: optStr(ext['deliver']) ?? '' };
   }
   return s;
 }
@@ -229,10 +230,7 @@ export function normalizeStreamConfig(raw: RawStreamConfig): StreamConfig {
     if (discardPolicy !== 'new') configError('discard new per subject requires discard new policy to be set');
     if (maxPerSubject <= 0) configError('discard new per subject requires max msgs per subject > 0');
   }
-  if (raw.mirror !== undefined) {
-    if ((raw.subjects ?? []).length > 0) throw new ApiErrorException(JsErrors.mirrorWithSubjects());
-    if ((raw.sources ?? []).length > 0) configError('stream mirrors can not also contain other sources');
-  }
+  checkOriginConfig(raw.mirror, raw.sources ?? [], raw.subjects ?? [], raw.first_seq);
   const subjects = raw.subjects ?? [];
   const seen = new Set<string>();
   for (const subj of subjects) {
@@ -247,7 +245,6 @@ export function normalizeStreamConfig(raw: RawStreamConfig): StreamConfig {
     }
   }
   // Features a single edge server does not have: refuse them rather than pretend.
-  if (raw.mirror !== undefined || (raw.sources ?? []).length > 0) configError('stream mirrors and sources are not supported by nats-edge');
   if (raw.republish !== undefined) configError('republish is not supported by nats-edge');
 
   const cfg: StreamConfig = {
@@ -280,6 +277,8 @@ export function normalizeStreamConfig(raw: RawStreamConfig): StreamConfig {
   if (raw.compression !== undefined) cfg.compression = raw.compression;
   if (raw.first_seq !== undefined && raw.first_seq > 0) cfg.first_seq = raw.first_seq;
   if (raw.metadata !== undefined && Object.keys(raw.metadata).length > 0) cfg.metadata = raw.metadata;
+  if (raw.mirror !== undefined) cfg.mirror = raw.mirror;
+  if (raw.sources !== undefined && raw.sources.length > 0) cfg.sources = raw.sources;
   return cfg;
 }
 
@@ -295,6 +294,7 @@ export function checkStreamUpdate(old: StreamConfig, next: StreamConfig): Stream
   if (!next.sealed && old.sealed) configError('stream configuration update can not unseal a sealed stream');
   if (!next.deny_delete && old.deny_delete) configError('stream configuration update can not cancel deny message deletes');
   if (!next.deny_purge && old.deny_purge) configError('stream configuration update can not cancel deny purge');
+  checkMirrorUpdate(old, next);
   const cfg: StreamConfig = { ...next };
   if (cfg.sealed) {
     cfg.max_age = 0;

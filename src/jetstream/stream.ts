@@ -8,7 +8,7 @@
  * operations); in-memory state that a failed transaction changed is reloaded from the table.
  */
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { Message } from '../core/message.js';
+import type { Message, StoreReceipt } from '../core/message.js';
 import { subjectHasWildcard, subjectMatches } from '../core/subject.js';
 import type { Subscriber, Subscription } from '../core/subscription.js';
 import type { CommitParticipant, GroupCommit } from '../store/group-commit.js';
@@ -19,6 +19,8 @@ import { JsErrors } from './errors.js';
 import { parsePublishHeaders, parseSeqHeader } from './headers.js';
 import { streamConfigJson } from './stream-config.js';
 import { DedupeWindow, StoreUsage, SubjectState, storedSize } from './stream-state.js';
+import type { OriginSink, OriginTag } from './origin-reader.js';
+import { StreamOrigins } from './origins.js';
 import type { ApiError, ConsumerHandle, JetStreamRuntime, StorageType, StoredMsg, StreamConfig, StreamHandle } from './types.js';
 
 /** What a stream needs of the JetStream it lives in, beyond the shared runtime. */
@@ -43,11 +45,17 @@ export interface StreamRow {
 class PendingPub {
   /** The PubAck (or error ack) JSON, set when processed; null = answer nothing. */
   ack: string | null = null;
+  /** Why it was refused, when it was (a mirror or source decides from it whether to ask again). */
+  refusal: ApiError | null = null;
   constructor(
     readonly subject: string,
     readonly reply: string,
     readonly hdrLen: number,
     readonly raw: Buffer,
+    /** The publisher's receipt (MQTT QoS 1/2): told once this publish committed or failed. */
+    readonly receipt?: StoreReceipt,
+    /** Set when copied from a mirror's or source's origin rather than published. */
+    readonly origin: OriginTag | null = null,
   ) {}
 }
 
@@ -74,7 +82,7 @@ const REMOVE_CHUNK = 1000;
 
 export type PurgeRequest = { filter?: string; seq?: number; keep?: number };
 
-export class Stream implements StreamHandle, CommitParticipant, Subscriber {
+export class Stream implements StreamHandle, CommitParticipant, Subscriber, OriginSink {
   readonly kind = 'internal' as const;
   readonly echo = true;
   readonly cid: number;
@@ -88,6 +96,9 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
   private readonly schema: string;
   private readonly saveState: Statement;
   private readonly readState: Statement;
+  private readonly db: Db;
+  /** The readers of its mirror or sources (null when it has none). */
+  private origins: StreamOrigins | null = null;
 
   // ---- state (committed once a transaction ends) -------------------------------------
   private last = 0;
@@ -141,7 +152,9 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
     const nameJson = JSON.stringify(row.name);
     this.ackPrefix = `{"stream":${nameJson}, ` + (ctx.domain !== undefined ? `"domain":${JSON.stringify(ctx.domain)}, ` : '');
     this.ackErrorSuffix = `,"stream":${nameJson},"seq":0}`;
+    this.db = db;
     this.loadState(row.last_seq, row.last_ts);
+    this.configureOrigins(cfg);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------
@@ -150,11 +163,13 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
   start(): void {
     this.subscribe();
     this.scheduleAgeCheck();
+    this.origins?.start();
   }
 
   /** Stop capturing and timers (stream deleted or server shutdown). Pending publishes get no ack. */
   stop(): void {
     this.closed = true;
+    this.origins?.stop();
     this.unsubscribe();
     if (this.ageTimer !== null) clearTimeout(this.ageTimer);
     this.ageTimer = null;
@@ -172,6 +187,15 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
       this.unsubscribe();
       this.subscribe();
     }
+  }
+
+  /** Read what the config's mirror or sources name (origins.ts). */
+  private configureOrigins(cfg: StreamConfig): void {
+    if (this.origins === null) {
+      if (cfg.mirror === undefined && (cfg.sources ?? []).length === 0) return;
+      this.origins = new StreamOrigins(this.ctx, this, this.db, this.schema === 'mem' ? 'mem' : 'main', this.id);
+    }
+    this.origins.configure(cfg, this.last);
   }
 
   private subscribe(): void {
@@ -196,7 +220,15 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
     const data = msg.data;
     const raw = Buffer.allocUnsafe(data.length);
     raw.set(data);
-    this.pubs.push(new PendingPub(msg.subject, msg.reply, msg.hdrLen > 0 ? msg.hdrLen : 0, raw));
+    this.pubs.push(new PendingPub(msg.subject, msg.reply, msg.hdrLen > 0 ? msg.hdrLen : 0, raw, msg.receipt));
+    msg.receipt?.captured();
+    this.ctx.commit.enlist(this);
+  }
+
+  /** OriginSink: a message copied from an origin, stored like a publish in the next transaction. */
+  ingestOrigin(subject: string, hdrLen: number, raw: Buffer, tag: OriginTag): void {
+    if (this.closed) return;
+    this.pubs.push(new PendingPub(subject, '', hdrLen, raw, undefined, tag));
     this.ctx.commit.enlist(this);
   }
 
@@ -205,6 +237,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
   commitWrite(budget: number): number {
     if (this.closed) {
       // Deleted (its table is gone) or shutting down: nothing more is stored.
+      for (let k = this.pubHead; k < this.pubs.length; k++) this.pubs[k]!.receipt?.stored(new Error('stream closed'));
       this.pubs = [];
       this.pubHead = 0;
       this.ackedSeqs = [];
@@ -231,6 +264,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
         const p = pubs[i]!;
         this.processPub(p);
         this.processed.push(p);
+        if (p.origin !== null) this.origins?.processed(p.origin, p.refusal);
         bytes += p.raw.length;
       }
     } catch (err) {
@@ -246,6 +280,8 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
     }
     rows += end - start;
     this.advance(end);
+    // Source positions move in the transaction that stores what they copied.
+    this.origins?.persist();
     if (this.stateDirty) {
       this.saveState.run(this.last, this.lastTs, this.id);
       this.stateDirty = false;
@@ -275,6 +311,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
       for (const p of processed) if (p.ack !== null) p.ack = ack;
       this.reload();
     }
+    for (const p of processed) p.receipt?.stored(err ?? (p.ack !== null && p.ack.startsWith('{"error"') ? new Error(p.ack) : null));
     if (!this.cfg.no_ack) {
       for (const p of processed) {
         if (p.reply !== '' && p.ack !== null) this.ctx.publish(p.reply, '', 0, Buffer.from(p.ack));
@@ -282,6 +319,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
     }
     if (err === null) this.notifyConsumers();
     else this.resetPendingFlags();
+    this.origins?.committed(err);
   }
 
   // ---- the publish path ---------------------------------------------------------------
@@ -292,18 +330,31 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
 
   private fail(p: PendingPub, e: ApiError): void {
     p.ack = this.errorAck(e);
+    p.refusal = e;
   }
 
   /** nats-server's processJetStreamMsg, in its order of checks. */
   private processPub(p: PendingPub): void {
     const cfg = this.cfg;
+    const origin = p.origin;
+    // Its reader asked again from an earlier message: this copy is not stored.
+    if (origin !== null && origin.stale) return;
     if (cfg.sealed) return this.fail(p, JsErrors.streamSealed());
     const now = this.ctx.nowUs();
     let msgId: string | null = null;
     let rollup: 'sub' | 'all' | null = null;
     if (p.hdrLen > 0) {
       const h = parsePublishHeaders(p.raw, p.hdrLen);
-      if (h !== null) {
+      if (h !== null && origin !== null) {
+        // A copy: its expectations were checked by the origin. A mirror keeps every message; a
+        // source dedupes ids like a publish. Rollups apply where this stream allows them.
+        if ((h.rollup === 'sub' || h.rollup === 'all') && cfg.allow_rollup_hdrs && !cfg.deny_purge) rollup = h.rollup;
+        if (cfg.mirror === undefined && h.msgId !== null) {
+          msgId = h.msgId;
+          const dup = this.dedupe.find(msgId, now, cfg.duplicate_window / 1000);
+          if (dup > 0) return;
+        }
+      } else if (h !== null) {
         if (h.expectedStream !== null && h.expectedStream !== cfg.name) return this.fail(p, JsErrors.expectedStreamMismatch());
         msgId = h.msgId;
         if (msgId !== null) {
@@ -333,8 +384,18 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
     if (cfg.max_msg_size >= 0 && p.raw.length > cfg.max_msg_size) return this.fail(p, JsErrors.messageTooBig());
     if (this.ctx.usage.exceeded(this.storage)) return this.fail(p, JsErrors.insufficientResources());
 
-    const seq = this.last + 1;
-    const ts = now > this.lastTs ? now : this.lastTs;
+    let seq = this.last + 1;
+    let ts = now > this.lastTs ? now : this.lastTs;
+    if (origin !== null && cfg.mirror !== undefined) {
+      // A mirror keeps the origin's sequences (skipping those it does not get) and store times.
+      if (origin.seq < seq) return;
+      if (origin.seq > seq) {
+        seq = origin.seq;
+        this.last = seq - 1;
+        this.stateDirty = true;
+      }
+      if (origin.tsUs > 0) ts = origin.tsUs > this.lastTs ? origin.tsUs : this.lastTs;
+    }
     if (cfg.retention === 'interest' && !this.anyConsumerNeeds(seq, p.subject)) {
       // Nobody would ever read it: the sequence is used, nothing is stored.
       this.last = seq;
@@ -704,6 +765,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
     } finally {
       this.scheduleAgeCheck();
     }
+    this.configureOrigins(cfg);
   }
 
   // ---- StreamView (reads see committed messages only) -----------------------------------
@@ -881,7 +943,8 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber {
       if (opts.deletedDetails === true) state['deleted'] = this.deletedSeqs();
     }
     state['consumer_count'] = this.consumers.size;
-    return { config: streamConfigJson(this.cfg), created: this.created, state };
+    const info: Record<string, unknown> = { config: streamConfigJson(this.cfg), created: this.created, state };
+    return this.origins === null ? info : { ...info, ...this.origins.info() };
   }
 
   // ---- helpers ----------------------------------------------------------------------------

@@ -1,0 +1,269 @@
+/**
+ * The `mqtt { }` block in nats-server's syntax (mqtt-bridge.md §2.7), read from the parsed
+ * config tree so every problem names its file:line:col. nats-server keys nats-edge does not act
+ * on (js_domain, stream_replicas, ...) are accepted and ignored, as a single server has no use
+ * for them; unknown keys are errors, as in nats-server.
+ */
+import { existsSync } from 'node:fs';
+import type { ConfEntry, ConfMap, ConfNode } from '../config/conf-parser.js';
+import { ConfigError, formatPos, type SourcePos } from '../config/errors.js';
+import { parseDuration } from '../config/load.js';
+import type { RawBlock, ServerOptions, TlsOptions } from '../config/options.js';
+
+export interface MqttAuthorization {
+  user?: string;
+  password?: string;
+  token?: string;
+  timeoutMs: number;
+}
+
+export interface MqttOptions {
+  host: string;
+  /** 0 = a random port. */
+  port: number;
+  tls?: TlsOptions;
+  /** MQTT-only credential (nats-server: cannot be combined with the global users list). */
+  authorization?: MqttAuthorization;
+  noAuthUser?: string;
+  ackWaitMs: number;
+  /** Outgoing QoS 1/2 messages in flight per session (also capped by the client's Receive Maximum). */
+  maxAckPending: number;
+  /** nats-edge: QoS 1/2 messages a session queues beyond the in-flight window; the oldest is dropped beyond it. */
+  maxQueuedMessages: number;
+  rejectQos2Publish: boolean;
+  downgradeQos2Subscribe: boolean;
+  /** file:line of the block. */
+  where: string;
+}
+
+export const MQTT_DEFAULT_PORT = 1883;
+const DEFAULT_ACK_WAIT_MS = 30_000;
+const DEFAULT_MAX_ACK_PENDING = 1024;
+const DEFAULT_MAX_QUEUED = 1000;
+const DEFAULT_TIMEOUT_MS = 2000;
+
+/** Accepted for nats-server compatibility; meaningless on one server without a cluster. */
+const IGNORED = new Set([
+  'js_domain',
+  'stream_replicas',
+  'consumer_replicas',
+  'consumer_memory_storage',
+  'consumer_inactive_threshold',
+  'consumer_auto_cleanup',
+  'js_api_timeout',
+  'api_timeout',
+]);
+
+function fail(pos: SourcePos, reason: string): never {
+  throw ConfigError.at(pos, reason);
+}
+
+function str(e: ConfEntry): string {
+  if (e.value.kind !== 'string') fail(e.value.pos, `${e.key}: expected a string`);
+  return e.value.value;
+}
+
+function int(e: ConfEntry): number {
+  const v = e.value;
+  if (v.kind !== 'int') fail(v.pos, `${e.key}: expected an integer`);
+  return v.value;
+}
+
+function bool(e: ConfEntry): boolean {
+  if (e.value.kind !== 'bool') fail(e.value.pos, `${e.key}: expected true or false`);
+  return e.value.value;
+}
+
+/** A duration: a Go duration string, or a number of seconds. */
+function durationMs(e: ConfEntry): number {
+  const v = e.value;
+  if (v.kind === 'int' || v.kind === 'float') return v.value * 1000;
+  if (v.kind !== 'string') fail(v.pos, `${e.key}: expected a duration such as "30s"`);
+  try {
+    return parseDuration(v.value);
+  } catch (err) {
+    return fail(v.pos, `${e.key}: ${(err as Error).message}`);
+  }
+}
+
+function map(e: ConfEntry): ConfMap {
+  if (e.value.kind !== 'map') fail(e.value.pos, `${e.key}: expected a block { ... }`);
+  return e.value;
+}
+
+function readTls(e: ConfEntry): TlsOptions {
+  const m = map(e);
+  let certFile: string | undefined;
+  let keyFile: string | undefined;
+  const t: { caFile?: string; verify: boolean; timeoutMs: number } = { verify: false, timeoutMs: DEFAULT_TIMEOUT_MS };
+  const files: { node: ConfNode; path: string; key: string }[] = [];
+  for (const [key, te] of m.entries) {
+    if (te.usedAsVariable) continue;
+    switch (key.toLowerCase()) {
+      case 'cert_file':
+        certFile = str(te);
+        files.push({ node: te.value, path: certFile, key });
+        break;
+      case 'key_file':
+        keyFile = str(te);
+        files.push({ node: te.value, path: keyFile, key });
+        break;
+      case 'ca_file':
+        t.caFile = str(te);
+        files.push({ node: te.value, path: t.caFile, key });
+        break;
+      case 'verify':
+        t.verify = bool(te);
+        break;
+      case 'timeout':
+        t.timeoutMs = durationMs(te);
+        break;
+      case 'cipher_suites':
+      case 'curve_preferences':
+      case 'min_version':
+        break;
+      default:
+        fail(te.keyPos, `unknown field "${key}" in mqtt tls block`);
+    }
+  }
+  if (certFile === undefined) fail(m.pos, "missing 'cert_file' in mqtt TLS configuration");
+  if (keyFile === undefined) fail(m.pos, "missing 'key_file' in mqtt TLS configuration");
+  for (const f of files) if (!existsSync(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
+  return { ...t, certFile, keyFile, handshakeFirst: false };
+}
+
+function readAuthorization(e: ConfEntry): MqttAuthorization {
+  const m = map(e);
+  const a: MqttAuthorization = { timeoutMs: DEFAULT_TIMEOUT_MS };
+  for (const [key, ae] of m.entries) {
+    if (ae.usedAsVariable) continue;
+    switch (key.toLowerCase()) {
+      case 'user':
+      case 'username':
+        a.user = str(ae);
+        break;
+      case 'pass':
+      case 'password':
+        a.password = str(ae);
+        break;
+      case 'token':
+        a.token = str(ae);
+        break;
+      case 'timeout':
+        a.timeoutMs = durationMs(ae);
+        break;
+      case 'users':
+      case 'nkeys':
+        fail(ae.keyPos, `mqtt authorization: "${key}" is not supported here, define users in the top-level authorization block`);
+        break;
+      default:
+        fail(ae.keyPos, `unknown field "${key}" in mqtt authorization block`);
+    }
+  }
+  if (a.token !== undefined && a.user !== undefined) fail(m.pos, 'mqtt authorization: token and user cannot both be set');
+  return a;
+}
+
+function splitHostPort(text: string, pos: SourcePos): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  if (i < 0) fail(pos, `listen: expected host:port, got ${JSON.stringify(text)}`);
+  let host = text.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(text.slice(i + 1));
+  if (!Number.isInteger(port)) fail(pos, `listen: bad port in ${JSON.stringify(text)}`);
+  return { host, port };
+}
+
+/**
+ * Reads the mqtt block. `server` gives the rest of the configuration: MQTT needs JetStream (as
+ * in nats-server) and its own authorization cannot be combined with a users list.
+ */
+export function parseMqttConfig(block: RawBlock, server: ServerOptions): MqttOptions {
+  const node = block.node;
+  const blockPos: SourcePos = node?.pos ?? { file: block.where, line: 0, col: 0 };
+  if (node === undefined || node.kind !== 'map') fail(blockPos, 'mqtt: expected a block { ... }');
+  const o: MqttOptions = {
+    host: server.host,
+    port: MQTT_DEFAULT_PORT,
+    ackWaitMs: DEFAULT_ACK_WAIT_MS,
+    maxAckPending: DEFAULT_MAX_ACK_PENDING,
+    maxQueuedMessages: DEFAULT_MAX_QUEUED,
+    rejectQos2Publish: false,
+    downgradeQos2Subscribe: false,
+    where: block.where,
+  };
+  for (const [key, e] of node.entries) {
+    if (e.usedAsVariable) continue;
+    switch (key.toLowerCase()) {
+      case 'host':
+      case 'net':
+        o.host = str(e);
+        break;
+      case 'port': {
+        const p = int(e);
+        if (p > 65535 || p < -1) fail(e.value.pos, `port: ${p} out of range`);
+        o.port = p <= 0 ? 0 : p;
+        break;
+      }
+      case 'listen': {
+        const hp = e.value.kind === 'int' ? { host: o.host, port: e.value.value } : splitHostPort(str(e), e.value.pos);
+        if (hp.host !== '') o.host = hp.host;
+        o.port = hp.port <= 0 ? 0 : hp.port;
+        break;
+      }
+      case 'tls':
+        o.tls = readTls(e);
+        break;
+      case 'authorization':
+        o.authorization = readAuthorization(e);
+        break;
+      case 'no_auth_user':
+        o.noAuthUser = str(e);
+        break;
+      case 'ack_wait':
+        o.ackWaitMs = durationMs(e);
+        if (o.ackWaitMs <= 0) fail(e.value.pos, 'ack_wait: must be positive');
+        break;
+      case 'max_ack_pending':
+      case 'max_pending':
+      case 'max_inflight': {
+        const n = int(e);
+        if (n < 0 || n > 65535) fail(e.value.pos, `${key}: invalid value ${n}, should be in [0..65535] range`);
+        o.maxAckPending = n === 0 ? DEFAULT_MAX_ACK_PENDING : n;
+        break;
+      }
+      case 'max_queued_messages': {
+        const n = int(e);
+        if (n < 0) fail(e.value.pos, `${key}: must not be negative`);
+        o.maxQueuedMessages = n;
+        break;
+      }
+      case 'reject_qos2_publish':
+        o.rejectQos2Publish = bool(e);
+        break;
+      case 'downgrade_qos2_subscribe':
+        o.downgradeQos2Subscribe = bool(e);
+        break;
+      default:
+        if (!IGNORED.has(key.toLowerCase())) fail(e.keyPos, `unknown field "${key}" in mqtt block`);
+    }
+  }
+  if (server.jetstream?.enabled !== true) {
+    fail(blockPos, 'mqtt requires jetstream to be enabled (add a jetstream { store_dir: ... } block)');
+  }
+  if (o.authorization !== undefined && (server.authorization?.users?.length ?? 0) > 0) {
+    fail(blockPos, 'mqtt authorization cannot be combined with the users of the top-level authorization block');
+  }
+  if (o.noAuthUser !== undefined) {
+    const users = server.authorization?.users ?? [];
+    if (!users.some((u) => u.user === o.noAuthUser)) {
+      fail(blockPos, `mqtt no_auth_user: "${o.noAuthUser}" not present as user in authorization block`);
+    }
+  }
+  return o;
+}
+
+/** For messages: the position of the block. */
+export function mqttBlockPos(block: RawBlock): string {
+  return block.node !== undefined ? formatPos(block.node.pos) : block.where;
+}

@@ -1,0 +1,128 @@
+/**
+ * The MQTT tables in the JetStream SQLite database (component `mqtt` in schema_version).
+ *
+ *   mqtt_sessions   one row per persistent session (3.1.1 clean=0, v5 Session Expiry > 0)
+ *     client_id  TEXT PRIMARY KEY
+ *     record     TEXT  JSON SessionRecord: session expiry, subscriptions (filter, QoS, v5 options,
+ *                      subscription identifier), when it went offline
+ *   mqtt_queue      QoS 1/2 messages a persistent session has not acknowledged yet (queued or in flight)
+ *     id         INTEGER PRIMARY KEY  assigned by the broker, in arrival order per session
+ *     client_id  TEXT
+ *     topic      TEXT      MQTT topic as delivered
+ *     qos        INTEGER   delivery QoS (1 or 2)
+ *     retain     INTEGER   RETAIN flag to deliver with
+ *     payload    BLOB
+ *     props      TEXT      forwarded v5 properties (JSON, correlation data base64), NULL when none
+ *     expires_at INTEGER   message expiry, ms since the epoch; 0 = never
+ *   mqtt_retained   one retained message per topic
+ *     subject    TEXT PRIMARY KEY  the topic's NATS subject
+ *     topic, qos, payload, props, expires_at  as above
+ */
+import type { Database } from 'better-sqlite3';
+import { applyMigrations, type Migration } from '../store/database.js';
+
+export const MQTT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'persistent sessions, their unacknowledged QoS 1/2 messages, retained messages',
+    sql: `CREATE TABLE IF NOT EXISTS mqtt_sessions(
+        client_id TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS mqtt_queue(
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        qos INTEGER NOT NULL,
+        retain INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        props TEXT,
+        expires_at INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS mqtt_queue_client ON mqtt_queue(client_id, id);
+      CREATE TABLE IF NOT EXISTS mqtt_retained(
+        subject TEXT PRIMARY KEY,
+        topic TEXT NOT NULL,
+        qos INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        props TEXT,
+        expires_at INTEGER NOT NULL DEFAULT 0
+      )`,
+  },
+];
+
+export function migrateMqtt(db: Database): number {
+  return applyMigrations(db, 'mqtt', MQTT_MIGRATIONS);
+}
+
+/** The subset of JetStreamRuntime the MQTT stores use. */
+export interface StoreHost {
+  readonly db: Database;
+  inNextCommit(write: (db: Database) => void, done?: (err: Error | null) => void): void;
+}
+
+/** v5 properties forwarded from publisher to subscriber (mqtt-bridge.md §3.3). */
+export interface ForwardProps {
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
+export function propsToJson(p: ForwardProps | undefined): string | null {
+  if (p === undefined) return null;
+  return JSON.stringify({ ...p, correlationData: p.correlationData?.toString('base64') });
+}
+
+export function propsFromJson(s: string | null): ForwardProps | undefined {
+  if (s === null || s === '') return undefined;
+  const o = JSON.parse(s) as Omit<ForwardProps, 'correlationData'> & { correlationData?: string };
+  const p: ForwardProps = {};
+  if (o.payloadFormatIndicator !== undefined) p.payloadFormatIndicator = o.payloadFormatIndicator;
+  if (o.contentType !== undefined) p.contentType = o.contentType;
+  if (o.responseTopic !== undefined) p.responseTopic = o.responseTopic;
+  if (o.correlationData !== undefined) p.correlationData = Buffer.from(o.correlationData, 'base64');
+  if (o.userProperties !== undefined) p.userProperties = o.userProperties;
+  return p;
+}
+
+/**
+ * Writes collected during one event-loop turn go into the next group commit together (one
+ * closure per batch, not per message).
+ */
+export class BatchWriter<Op> {
+  private ops: Op[] = [];
+  private enlisted = false;
+
+  constructor(
+    private readonly host: StoreHost,
+    private readonly apply: (db: Database, ops: readonly Op[]) => void,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  push(op: Op): void {
+    this.ops.push(op);
+    if (this.enlisted) return;
+    this.enlisted = true;
+    this.host.inNextCommit(
+      (db) => {
+        const ops = this.ops;
+        this.ops = [];
+        this.enlisted = false;
+        this.apply(db, ops);
+      },
+      (err) => {
+        if (err !== null) this.onError(err);
+      },
+    );
+  }
+
+  /** Shutdown: apply what is queued now, directly. */
+  flushSync(): void {
+    if (this.ops.length === 0) return;
+    const ops = this.ops;
+    this.ops = [];
+    this.apply(this.host.db, ops);
+  }
+}
