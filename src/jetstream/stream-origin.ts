@@ -202,6 +202,31 @@ export function checkOriginsAgainst(cfg: StreamConfig, streams: StreamLookup): A
   return null;
 }
 
+/**
+ * The subjects a consumer filter on `cfg`'s stream may select, as nats-server checks them: the
+ * stream's own subjects and those of its local origins, followed through their own mirrors and
+ * sources. Null when anything may arrive (an external origin, or a local one not known yet).
+ */
+export function interestSubjects(cfg: StreamConfig, streams: StreamLookup): string[] | null {
+  const out = new Set<string>(cfg.subjects ?? []);
+  const visited = new Set<string>([cfg.name]);
+  const todo: StreamConfig[] = [cfg];
+  while (todo.length > 0) {
+    const c = todo.pop()!;
+    const entries = c.mirror !== undefined ? [c.mirror] : (c.sources ?? []);
+    for (const s of entries) {
+      if (s.external !== undefined) return null;
+      if (visited.has(s.name)) continue;
+      visited.add(s.name);
+      const origin = streams.get(s.name)?.config();
+      if (origin === undefined) return null;
+      for (const subject of origin.subjects ?? []) out.add(subject);
+      todo.push(origin);
+    }
+  }
+  return [...out];
+}
+
 /** A mirror is fixed at creation: update may neither add, remove nor change it. */
 export function checkMirrorUpdate(old: StreamConfig, next: StreamConfig): void {
   if (old.mirror === undefined && next.mirror === undefined) return;
