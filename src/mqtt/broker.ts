@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { QoS } from 'mqtt-packet';
 import type { ServerOptions } from '../config/options.js';
 import type { MemoryBudget } from '../core/budget.js';
-import type { StoreReceipt } from '../core/message.js';
+import type { Message, StoreReceipt } from '../core/message.js';
 import type { Router } from '../core/router.js';
 import type { Logger } from '../log.js';
 import type { ConnectionView } from '../monitor/source.js';
@@ -16,8 +16,9 @@ import type { CompiledPermissions } from '../nats/permissions.js';
 import type { MqttOptions } from './config.js';
 import type { MqttConnection } from './connection.js';
 import { MqttPublication, publishHeaders } from './publication.js';
+import { MqttReplies } from './replies.js';
 import { RetainedStore } from './retained-store.js';
-import { MqttSession, type SessionHost } from './session.js';
+import { MqttSession, natsProps, type SessionHost } from './session.js';
 import { SessionStore } from './session-store.js';
 import { migrateMqtt, type ForwardProps, type StoreHost } from './store-schema.js';
 import { filterToSubjects, parseShared, topicToSubject, wildcardFirst } from './topic-map.js';
@@ -55,6 +56,16 @@ export interface MqttStats {
 }
 
 const TICK_MS = 500;
+/** Largest MQTT packet: 1 header byte, 4 length bytes, 268,435,455 bytes. */
+const MAX_PACKET = 268_435_460;
+/** 3.1.1 PUBLISH besides the payload: fixed header and length (5), topic (2 + 65535), packet id (2). */
+const V3_PUBLISH_ROOM = 5 + 2 + 65_535 + 2;
+/** Smallest v5 PUBLISH body besides the payload: topic length (2), 1-byte topic, empty properties (1). */
+const V5_MIN_PUBLISH_OVERHEAD = 2 + 1 + 1;
+
+function varintLength(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
+}
 const NEVER = 0xffffffff;
 
 export class MqttBroker implements SessionHost {
@@ -66,6 +77,7 @@ export class MqttBroker implements SessionHost {
   private readonly conns = new Map<number, MqttConnection>();
   private readonly wills = new Map<string, { due: number; will: WillMessage; perms: CompiledPermissions | undefined }>();
   private readonly ownAuth: Authenticator | null;
+  private readonly replies: MqttReplies;
   private timer: NodeJS.Timeout | null = null;
   private droppedQueued = 0;
   private droppedQos0 = 0;
@@ -81,6 +93,7 @@ export class MqttBroker implements SessionHost {
     const onError = (err: Error): void => ctx.log.error(`MQTT store: ${err.message}`);
     this.store = new SessionStore(host, onError);
     this.retained = new RetainedStore(host, onError);
+    this.replies = new MqttReplies(ctx.nextCid(), ctx.router, (topic, subject, corr, answer) => this.republishAnswer(topic, subject, corr, answer));
     const o = ctx.options();
     if (opts.authorization !== undefined) {
       const a = opts.authorization;
@@ -144,9 +157,28 @@ export class MqttBroker implements SessionHost {
     this.conns.set(conn.cid, conn);
   }
 
+  /** max_payload: the most PUBLISH (and will) payload bytes a client may send. */
+  maxPayload(): number {
+    return this.ctx.options().maxPayload;
+  }
+
+  /**
+   * The whole-packet limit before the protocol version is known, and for 3.1.1 clients: a
+   * max_payload payload with the longest topic fits; the payload itself is checked once parsed.
+   */
   maxPacketSize(): number {
-    // Payload limit plus room for a topic and properties.
-    return this.ctx.options().maxPayload + 65_536;
+    return Math.min(this.maxPayload() + V3_PUBLISH_ROOM, MAX_PACKET);
+  }
+
+  /**
+   * The v5 CONNACK Maximum Packet Size, enforced on the whole packet: the smallest PUBLISH that
+   * carries max_payload bytes (1-byte topic, no properties). Any packet within it therefore has
+   * a payload within max_payload, so a client that respects the advertisement is never refused
+   * for payload size. The price: a payload of exactly max_payload needs a 1-byte topic.
+   */
+  maxPacketSizeV5(): number {
+    const remaining = this.maxPayload() + V5_MIN_PUBLISH_OVERHEAD;
+    return Math.min(1 + varintLength(remaining) + remaining, MAX_PACKET);
   }
 
   connectTimeoutMs(): number {
@@ -173,8 +205,10 @@ export class MqttBroker implements SessionHost {
     if (session !== undefined && session.link !== null) {
       const old = session.link as MqttConnection;
       this.ctx.log.debug(`MQTT: replacing old client "${clientId}" (cid ${old.cid})`);
-      // The old connection's will is dropped on takeover (nats-server).
-      old.will = null;
+      // 3.1.1: the old connection's will is dropped on takeover (nats-server). MQTT 5 §3.1.4:
+      // it is published as on any other close, so a Will Delay still lets this resumption
+      // cancel it, and a clean start (the session ends) sends it at once (connectionClosed).
+      if (!old.v5) old.will = null;
       old.close('Duplicate Client ID', 0x8e);
     }
     const pendingWill = this.wills.get(clientId);
@@ -254,6 +288,10 @@ export class MqttBroker implements SessionHost {
       } catch {
         reply = '';
       }
+      // A NATS answer carries no correlation data: it goes to a reply subject of ours that
+      // remembers it (replies.ts). MQTT subscribers still see both properties unchanged.
+      const corr = props?.correlationData;
+      if (reply !== '' && corr !== undefined) reply = this.replies.register(reply, rt, corr, Date.now());
     }
     if (retain) {
       this.retained.set({ subject, topic, qos, payload: owned, props, expiresAt });
@@ -262,11 +300,23 @@ export class MqttBroker implements SessionHost {
     this.router.publish(msg, origin);
   }
 
+  /** A NATS answer to an MQTT v5 request: to the response topic, with the correlation data. */
+  private republishAnswer(topic: string, subject: string, correlationData: Buffer, answer: Message): void {
+    const props = natsProps(answer) ?? {};
+    props.correlationData = correlationData;
+    const data = answer.data;
+    const off = answer.hdrLen > 0 ? answer.hdrLen : 0;
+    // A view: publish() copies the payload once behind its own header block.
+    const payload = Buffer.from(data.buffer, data.byteOffset + off, data.length - off);
+    this.publish(null, topic, subject, 0, false, payload, props, 0, undefined);
+  }
+
   // ---- timers, monitoring, shutdown -------------------------------------------------------
 
   private tick(): void {
     const now = Date.now();
     for (const c of this.conns.values()) c.tick(now);
+    this.replies.sweep(now);
     for (const [id, w] of this.wills) {
       if (w.due > now) continue;
       this.wills.delete(id);
@@ -291,6 +341,7 @@ export class MqttBroker implements SessionHost {
   shutdown(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.replies.close();
     for (const c of [...this.conns.values()]) {
       c.will = null;
       c.close('Server Shutdown', 0x8b);

@@ -139,7 +139,7 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
   private keepaliveMs = 0;
   private readonly connectDeadline: number;
   private clientMaxPacket = MAX_VARINT + 5;
-  private readonly maxInbound: number;
+  private maxInbound: number;
   private aliases: Map<number, string> | null = null;
   private acks: PendingAck[] = [];
   private requestProblemInfo = true;
@@ -382,6 +382,13 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
         this.refuse(2, 0x90, 'Protocol Violation');
         return;
       }
+      const willPayload = w.payload;
+      if (willPayload !== undefined && willPayload.length > this.broker.maxPayload()) {
+        // v5 has a code for it; 3.1.1 has none that fits, so the connection is just closed.
+        if (this.v5) this.refuse(0, 0x95, 'Maximum Payload Violation');
+        else this.close('Maximum Payload Violation', -1);
+        return;
+      }
       const qos = (w.qos ?? 0) as QoS;
       if (qos === 2 && this.broker.opts.rejectQos2Publish) {
         this.refuse(2, 0x9b, 'Protocol Violation');
@@ -402,6 +409,8 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
     this.mqttClient = clientId;
     this.keepaliveMs = (c.keepalive ?? 0) * 1500;
     if (props?.maximumPacketSize !== undefined) this.clientMaxPacket = props.maximumPacketSize;
+    // From now on the whole-packet limit is the one CONNACK announces (see maxPacketSizeV5).
+    if (this.v5) this.maxInbound = this.broker.maxPacketSizeV5();
     if (props?.requestProblemInformation === false) this.requestProblemInfo = false;
     this.window = Math.max(1, Math.min(props?.receiveMaximum ?? 65535, this.broker.opts.maxAckPending));
     const sessionExpiry = this.v5 ? (props?.sessionExpiryInterval ?? 0) : clean ? 0 : 0xffffffff;
@@ -461,6 +470,12 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
     const qos = p.qos;
     const id = p.messageId ?? 0;
     const props = p.properties;
+    if (p.payload.length > this.broker.maxPayload()) {
+      // Over max_payload (NATS's limit on every message): v5 DISCONNECT 0x95, 3.1.1 closed.
+      this.broker.ctx.log.debug(`mqtt cid:${this.cid} - Maximum Payload Violation (${p.payload.length} > ${this.broker.maxPayload()})`);
+      this.protocolError(0x95, 'Maximum Payload Violation');
+      return;
+    }
     if ((qos > 0 && id === 0) || hasDuplicateProps(props)) {
       this.protocolError(0x82, 'Protocol Violation');
       return;
@@ -683,6 +698,10 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
       this.protocolError(0x8d, 'Stale Connection');
       return;
     }
+    // MQTT 5 forbids resending on a live connection [MQTT-4.4.0-1]; 3.1.1 allows it and
+    // nats-server does it after ack_wait.
+    const session = this.session;
+    if (!this.v5 && session !== null && session.link === this) session.redeliver(now, this.broker.opts.ackWaitMs);
     if (this.out.inflight > 0 && now - this.out.lastProgress > this.broker.ctx.options().writeDeadlineMs) {
       this.broker.ctx.slowConsumer();
       this.close('Slow Consumer (Write Deadline)', -1, true);

@@ -5,6 +5,7 @@
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type { QoS } from 'mqtt-packet';
+import type { StoreReceipt } from '../core/message.js';
 import { BatchWriter, propsFromJson, propsToJson, type ForwardProps, type StoreHost } from './store-schema.js';
 
 export interface StoredSubscription {
@@ -137,10 +138,13 @@ export class SessionStore {
     this.writer.push({ k: 'drop-session', clientId });
   }
 
-  /** Stores a queued message; returns its id (used to remove it once acknowledged). */
-  addMessage(clientId: string, row: Omit<QueuedRow, 'id'>): number {
+  /**
+   * Stores a queued message; returns its id (used to remove it once acknowledged). `receipt`
+   * is told stored() once the row committed.
+   */
+  addMessage(clientId: string, row: Omit<QueuedRow, 'id'>, receipt?: StoreReceipt): number {
     const id = this.nextId++;
-    this.writer.push({ k: 'msg', clientId, row: { ...row, id } });
+    this.writer.push({ k: 'msg', clientId, row: { ...row, id } }, receipt);
     return id;
   }
 

@@ -5,7 +5,7 @@
  */
 import type { QoS } from 'mqtt-packet';
 import type { MemoryBudget } from '../core/budget.js';
-import type { Message } from '../core/message.js';
+import type { Message, StoreReceipt } from '../core/message.js';
 import type { Router } from '../core/router.js';
 import type { Subscriber, Subscription } from '../core/subscription.js';
 import { headerEntries } from '../jetstream/headers.js';
@@ -72,6 +72,8 @@ interface OutMsg {
   packetId: number;
   /** QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP. */
   released: boolean;
+  /** When it was last sent (ms; ack_wait redelivery), 0 = not in flight. */
+  sentAt: number;
 }
 
 const NEVER = 0xffffffff;
@@ -189,7 +191,7 @@ export class MqttSession implements Subscriber {
         link.sendPublish(msg.topic, 0, retain, false, 0, msg.payload, msg.props, subIds, msg.expiresAt);
         return;
       }
-      this.enqueue({ topic: msg.topic, qos, retain, payload: msg.payload, props: msg.props, subIds, expiresAt: msg.expiresAt, subject: msg.subject });
+      this.enqueue({ topic: msg.topic, qos, retain, payload: msg.payload, props: msg.props, subIds, expiresAt: msg.expiresAt, subject: msg.subject }, msg.receipt);
       return;
     }
     // From NATS (clients, JetStream, leafnodes): QoS 0, payload only for 3.1.1 (nats-server).
@@ -222,17 +224,26 @@ export class MqttSession implements Subscriber {
     this.enqueue({ topic: m.topic, qos, retain: true, payload: m.payload, props: m.props, subIds, expiresAt: m.expiresAt, subject: m.subject });
   }
 
-  private enqueue(m: Omit<OutMsg, 'storeId' | 'packetId' | 'released'>): void {
-    const out: OutMsg = { ...m, storeId: 0, packetId: 0, released: false };
+  /**
+   * `receipt`: the publisher's (QoS 1/2 PUBLISH). A persistent session's queue row is a store
+   * like a capturing stream: the publisher is acknowledged only after the row committed.
+   */
+  private enqueue(m: Omit<OutMsg, 'storeId' | 'packetId' | 'released' | 'sentAt'>, receipt?: StoreReceipt): void {
+    const out: OutMsg = { ...m, storeId: 0, packetId: 0, released: false, sentAt: 0 };
     if (this.persistent) {
-      out.storeId = this.host.store.addMessage(this.clientId, {
-        topic: m.topic,
-        qos: m.qos,
-        retain: m.retain,
-        payload: m.payload,
-        props: m.props,
-        expiresAt: m.expiresAt,
-      });
+      receipt?.captured();
+      out.storeId = this.host.store.addMessage(
+        this.clientId,
+        {
+          topic: m.topic,
+          qos: m.qos,
+          retain: m.retain,
+          payload: m.payload,
+          props: m.props,
+          expiresAt: m.expiresAt,
+        },
+        receipt,
+      );
     }
     this.heldBytes += m.payload.length;
     this.host.budget.charge(m.payload.length);
@@ -251,7 +262,7 @@ export class MqttSession implements Subscriber {
   /** Restored from the store at server start. */
   restoreQueued(rows: readonly QueuedRow[]): void {
     for (const r of rows) {
-      this.queue.push({ storeId: r.id, topic: r.topic, qos: r.qos, retain: r.retain, payload: r.payload, props: r.props, subIds: undefined, expiresAt: r.expiresAt, subject: '', packetId: 0, released: false });
+      this.queue.push({ storeId: r.id, topic: r.topic, qos: r.qos, retain: r.retain, payload: r.payload, props: r.props, subIds: undefined, expiresAt: r.expiresAt, subject: '', packetId: 0, released: false, sentAt: 0 });
       this.heldBytes += r.payload.length;
       this.host.budget.charge(r.payload.length);
     }
@@ -295,6 +306,7 @@ export class MqttSession implements Subscriber {
         return;
       }
       m.packetId = id;
+      m.sentAt = now;
       this.inflight.set(id, m);
       if (!link.sendPublish(m.topic, m.qos, m.retain, false, id, m.payload, m.props, m.subIds, m.expiresAt)) {
         // Too big for the client: dropped as if delivered.
@@ -312,6 +324,7 @@ export class MqttSession implements Subscriber {
     if (kind === 'pubrec') {
       if (m.qos !== 2) return false;
       m.released = true;
+      this.touch(m, Date.now());
       this.link?.sendPubrel(packetId);
       return true;
     }
@@ -322,6 +335,36 @@ export class MqttSession implements Subscriber {
     return true;
   }
 
+  /** Moves an in-flight message to the end of the map: the map stays in sentAt order. */
+  private touch(m: OutMsg, now: number): void {
+    m.sentAt = now;
+    this.inflight.delete(m.packetId);
+    this.inflight.set(m.packetId, m);
+  }
+
+  /**
+   * ack_wait (nats-server's mqtt option): what is in flight longer than `ackWaitMs` without its
+   * PUBACK / PUBREC is sent again with DUP=1, and a PUBREL without its PUBCOMP is sent again.
+   * Called from the connection's tick (one timer for all connections, none per message).
+   */
+  redeliver(now: number, ackWaitMs: number): void {
+    const link = this.link;
+    if (link === null || this.inflight.size === 0) return;
+    const due = now - ackWaitMs;
+    let again: OutMsg[] | null = null;
+    for (const m of this.inflight.values()) {
+      if (m.sentAt > due) break;
+      (again ??= []).push(m);
+    }
+    if (again === null) return;
+    for (const m of again) {
+      this.touch(m, now);
+      if (m.released) link.sendPubrel(m.packetId);
+      else link.sendPublish(m.topic, m.qos, m.retain, true, m.packetId, m.payload, m.props, m.subIds, m.expiresAt);
+      if (this.link !== link) return;
+    }
+  }
+
   // ---- connection life --------------------------------------------------------------
 
   /** A client connected to this session: resend what is in flight (DUP), then drain the queue. */
@@ -329,7 +372,9 @@ export class MqttSession implements Subscriber {
     this.link = link;
     this.perms = perms;
     this.offlineSince = 0;
+    const now = Date.now();
     for (const m of this.inflight.values()) {
+      m.sentAt = now;
       if (m.released) link.sendPubrel(m.packetId);
       else link.sendPublish(m.topic, m.qos, m.retain, true, m.packetId, m.payload, m.props, m.subIds, m.expiresAt);
     }
@@ -371,7 +416,7 @@ export class MqttSession implements Subscriber {
 }
 
 /** v5: NATS headers become user properties (Content-Type the content type), the reply the response topic. */
-function natsProps(msg: Message): ForwardProps | undefined {
+export function natsProps(msg: Message): ForwardProps | undefined {
   let props: ForwardProps | undefined;
   if (msg.hdrLen > 0) {
     const entries = headerEntries(msg.data, msg.hdrLen);

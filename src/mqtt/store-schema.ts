@@ -19,6 +19,7 @@
  *     topic, qos, payload, props, expires_at  as above
  */
 import type { Database } from 'better-sqlite3';
+import type { StoreReceipt } from '../core/message.js';
 import { applyMigrations, type Migration } from '../store/database.js';
 
 export const MQTT_MIGRATIONS: readonly Migration[] = [
@@ -89,10 +90,12 @@ export function propsFromJson(s: string | null): ForwardProps | undefined {
 
 /**
  * Writes collected during one event-loop turn go into the next group commit together (one
- * closure per batch, not per message).
+ * closure per batch, not per message). A write may carry a receipt: it is told stored() once
+ * the transaction holding the write committed (or failed), as a capturing stream does.
  */
 export class BatchWriter<Op> {
   private ops: Op[] = [];
+  private receipts: StoreReceipt[] = [];
   private enlisted = false;
 
   constructor(
@@ -101,28 +104,42 @@ export class BatchWriter<Op> {
     private readonly onError: (err: Error) => void,
   ) {}
 
-  push(op: Op): void {
+  push(op: Op, receipt?: StoreReceipt): void {
     this.ops.push(op);
+    if (receipt !== undefined) this.receipts.push(receipt);
     if (this.enlisted) return;
     this.enlisted = true;
+    let batch: StoreReceipt[] | null = null;
     this.host.inNextCommit(
       (db) => {
         const ops = this.ops;
         this.ops = [];
+        batch = this.receipts;
+        this.receipts = [];
         this.enlisted = false;
         this.apply(db, ops);
       },
       (err) => {
         if (err !== null) this.onError(err);
+        if (batch === null) {
+          // Never written (store closed): what waited on it failed too.
+          batch = this.receipts;
+          this.receipts = [];
+        }
+        for (const r of batch) r.stored(err);
       },
     );
   }
 
   /** Shutdown: apply what is queued now, directly. */
   flushSync(): void {
-    if (this.ops.length === 0) return;
-    const ops = this.ops;
-    this.ops = [];
-    this.apply(this.host.db, ops);
+    const receipts = this.receipts;
+    this.receipts = [];
+    if (this.ops.length > 0) {
+      const ops = this.ops;
+      this.ops = [];
+      this.apply(this.host.db, ops);
+    }
+    for (const r of receipts) r.stored(null);
   }
 }

@@ -329,10 +329,8 @@ describe.each(natsMqttKinds())('MQTT <-> NATS against %s', (kind) => {
       svc.unsubscribe();
     });
 
-    // Not built yet: the NATS reply of an MQTT v5 request is the response topic's subject, so a
-    // NATS responder's answer cannot carry the request's correlation data back (needs a reply
-    // inbox the broker maps to topic + correlation data). Open work of issue 5.
-    it.skip('the NATS answer to an MQTT v5 request carries the request correlation data back', async () => {
+    // The NATS reply is a broker-owned subject that maps back to topic + correlation data.
+    it('the NATS answer to an MQTT v5 request carries the request correlation data back', async () => {
       const svc = nc.subscribe('svc.echo2', {
         callback: (_err, m) => {
           m.respond('ok');
