@@ -8,6 +8,7 @@ import { Logger } from './log.js';
 import { parseMqttConfig } from './mqtt/config.js';
 import { Server } from './server.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
+import { parseWebsocketConfig } from './ws/config.js';
 
 /** CLI entry: nats-server's flags and config, then run until a signal says stop. */
 
@@ -64,6 +65,7 @@ function writeRuntimeFiles(o: ServerOptions, server: Server): void {
     const ports = {
       nats: [`nats://${o.host}:${server.clientPort()}`],
       ...(o.httpPort !== undefined ? { monitoring: [`http://${o.httpHost}:${server.httpPort()}`] } : {}),
+      ...(server.websocketUrl() !== '' ? { websocket: [server.websocketUrl()] } : {}),
     };
     writeFileSync(join(o.portsFileDir, `nats-edge_${process.pid}.ports`), JSON.stringify(ports));
   }
@@ -88,9 +90,12 @@ async function main(): Promise<number> {
   if (typeof action === 'object') return sendSignal(action.signal, action.pid);
   const log = new Logger(options.logging);
   for (const w of warnings) log.warn(w);
-  if (options.blocks.mqtt !== undefined) {
+  if (options.blocks.mqtt !== undefined || options.blocks.websocket !== undefined) {
     try {
-      parseMqttConfig(options.blocks.mqtt, options);
+      if (options.blocks.mqtt !== undefined) parseMqttConfig(options.blocks.mqtt, options);
+      if (options.blocks.websocket !== undefined && parseWebsocketConfig(options.blocks.websocket, options) === null) {
+        log.warn(`${options.blocks.websocket.where}: the websocket block has no port: websocket listener not started`);
+      }
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`nats-edge: ${err.message}\n`);
@@ -110,7 +115,7 @@ async function main(): Promise<number> {
 
   // Components that have not landed yet: say so instead of advertising what is not served.
   for (const [name, block] of Object.entries(options.blocks)) {
-    if (name === 'mqtt') continue;
+    if (name === 'mqtt' || name === 'websocket') continue;
     log.warn(`${block.where}: the ${name} block is not available in this build yet: ignored`);
   }
 

@@ -14,6 +14,8 @@ import { MqttBroker, type MqttContext } from './mqtt/broker.js';
 import { parseMqttConfig, type MqttOptions } from './mqtt/config.js';
 import { MqttListener } from './mqtt/listener.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
+import { parseWebsocketConfig } from './ws/config.js';
+import { WebsocketListener } from './ws/listener.js';
 
 const HOUSEKEEPING_MS = 250;
 
@@ -79,6 +81,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
   private mqttListener: MqttListener | null = null;
   private mqttOptions: MqttOptions | null = null;
   private boundMqttPort = 0;
+  private websocket: WebsocketListener | null = null;
   private housekeeping: NodeJS.Timeout | null = null;
   private boundPort = 0;
   private boundHttpPort = 0;
@@ -214,6 +217,36 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     this.log.info(`Listening for MQTT clients on ${mo.tls !== undefined ? 'tls' : 'mqtt'}://${hostPort(mo.host, this.boundMqttPort)}`);
   }
 
+  /** ws://host:port of the websocket listener ('' when the websocket block is off). */
+  websocketUrl(): string {
+    const ws = this.websocket;
+    return ws === null ? '' : `${ws.scheme}://${hostPort(ws.opts.host, ws.port)}`;
+  }
+
+  /** NATS over WebSocket, and MQTT on `/mqtt` when the mqtt block is on (nats-server's layout). */
+  private async startWebsocket(): Promise<void> {
+    const block = this.opts.blocks.websocket;
+    if (block === undefined) return;
+    const wo = parseWebsocketConfig(block, this.opts);
+    if (wo === null) return;
+    const ws = new WebsocketListener(this, wo, {
+      clientCount: () => this.clients.size,
+      accepted: (c) => {
+        this.clients.set(c.cid, c);
+        this.counters.totalConnections++;
+        this.log.debug(`${c.ip}:${c.port} - cid:${c.cid} - Client connection created`);
+      },
+      mqtt: () => {
+        const l = this.mqttListener;
+        return l === null ? null : (stream, meta) => l.attach(stream, meta);
+      },
+    });
+    await ws.listen();
+    this.websocket = ws;
+    this.log.info(`Listening for websocket clients on ${this.websocketUrl()}`);
+    if (ws.scheme === 'ws') this.log.warn('Websocket not configured with TLS. DO NOT USE IN PRODUCTION!');
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   async startServer(): Promise<void> {
@@ -248,7 +281,12 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     this.log.info(`Listening for client connections on ${hostPort(o.host, this.boundPort)}`);
     try {
       await this.startMqtt();
+      await this.startWebsocket();
     } catch (err) {
+      this.mqttListener?.close();
+      this.mqttListener = null;
+      this.mqtt?.shutdown();
+      this.mqtt = null;
       listener.close();
       this.listener = null;
       this.jetstream?.shutdown();
@@ -265,6 +303,9 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       });
       attachJetStreamMonitoring(this.monitor, this.jetstream, this);
       this.monitor.addVarzExtension((v) => this.mqttVarz(v));
+      this.monitor.addVarzExtension((v) => {
+        if (this.websocket !== null) v['websocket'] = this.websocket.varz();
+      });
       this.boundHttpPort = await this.monitor.listen();
     }
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
@@ -293,12 +334,14 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
         ...(next.noAuthUser !== undefined ? { noAuthUser: next.noAuthUser } : {}),
       });
       this.listener?.configureTls();
+      this.websocket?.reload(next);
     } catch (err) {
       this.log.error(`Reload: ${(err as Error).message}; keeping the previous authorization and TLS`);
     }
+    const wsAuth = this.websocket?.authenticator() ?? this.auth;
     for (const c of this.clients.values()) {
       c.applyLimits(next.maxControlLine, next.maxPayload);
-      c.reauthenticate(this.auth);
+      c.reauthenticate(c.type === 'websocket' ? wsAuth : this.auth);
     }
     this.log.info('Reloaded server configuration');
   }
@@ -312,6 +355,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     this.lameDuck = true;
     this.log.info('Entering lame duck mode, stop accepting new clients');
     this.listener?.close();
+    this.websocket?.close();
     this.broadcastLdm();
     const o = this.opts;
     await delay(o.lameDuckGracePeriodMs);
@@ -338,6 +382,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     this.log.info('Initiating Shutdown...');
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
     this.listener?.close();
+    this.websocket?.close();
     if (!this.lameDuck) {
       this.lameDuck = true;
       this.broadcastLdm();

@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Message } from '../core/message.js';
 import { payloadSize } from '../core/message.js';
@@ -57,6 +58,17 @@ const enum State {
 
 const NO_RESPONDERS_HDR = 'NATS/1.0 503\r\n\r\n';
 
+/** Where a connection comes from; for a WebSocket, the address of its HTTP upgrade request. */
+export interface PeerAddress {
+  ip: string;
+  port: number;
+}
+
+function peerOf(stream: Duplex): PeerAddress {
+  if (!(stream instanceof Socket)) return { ip: '', port: 0 };
+  return { ip: stripV4Mapped(stream.remoteAddress ?? ''), port: stream.remotePort ?? 0 };
+}
+
 /** One NATS client connection: parser callbacks in, MSG/HMSG out through the router. */
 export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, ConnectionView {
   readonly kind = 'client' as const;
@@ -95,7 +107,8 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
   private readonly subs = new Map<string, ClientSub>();
   private readonly parser: Parser;
   private out: Outbound;
-  private socket: Socket;
+  /** A TCP or TLS socket, or a WebSocket's byte stream. */
+  private socket: Duplex;
   private pingsOutstanding = 0;
   private pingSentAt = 0;
   private nextPingAt: number;
@@ -111,14 +124,15 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
 
   constructor(
     private readonly ctx: ClientContext,
-    socket: Socket,
+    socket: Duplex,
     private readonly connType: ConnectionType = 'STANDARD',
+    peer: PeerAddress = peerOf(socket),
   ) {
     this.cid = ctx.nextCid();
     this.type = connType === 'WEBSOCKET' ? 'websocket' : 'nats';
     this.socket = socket;
-    this.ip = stripV4Mapped(socket.remoteAddress ?? '');
-    this.port = socket.remotePort ?? 0;
+    this.ip = peer.ip;
+    this.port = peer.port;
     const o = ctx.options();
     this.parser = new Parser(this, { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload });
     this.out = new Outbound(socket, ctx.budget);
@@ -171,6 +185,10 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
    */
   beginTls(info: string, tlsFirst: boolean, upgrade: (raw: Socket) => void): void {
     const raw = this.socket;
+    if (!(raw instanceof Socket)) {
+      this.close('TLS Handshake Failure', true);
+      return;
+    }
     this.pendingInfo = tlsFirst ? info : '';
     raw.on('error', () => this.close('Read Error'));
     raw.on('close', () => this.close('TLS Handshake Failure'));
@@ -201,8 +219,8 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     this.close('TLS Handshake Failure', true);
   }
 
-  private attach(socket: Socket): void {
-    socket.setNoDelay(true);
+  private attach(socket: Duplex): void {
+    if (socket instanceof Socket) socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.ctx.log.debug(`cid:${this.cid} - socket error: ${err.message}`);
