@@ -10,6 +10,17 @@ import { JsErrors as E } from './errors.js';
 import { parseTimeToUs } from './consumer-time.js';
 import type { AckPolicy, ApiError, ConsumerConfig, DeliverPolicy, ReplayPolicy, StreamConfig } from './types.js';
 
+declare module './types.js' {
+  interface ConsumerConfig {
+    /**
+     * nats-server's flag for the push consumers that feed a mirror or source: an ephemeral that
+     * CONSUMER.NAMES / LIST, consumer_count and max_consumers leave out. (Declared here, where it
+     * is decoded and checked; types.ts keeps the public wire fields.)
+     */
+    direct?: boolean;
+  }
+}
+
 export type ConsumerAction = '' | 'create' | 'update';
 
 export interface CreateRequest {
@@ -139,6 +150,7 @@ function decodeConfig(o: Obj): Partial<ConsumerConfig> {
   put(c, 'inactive_threshold', optInt(o, 'inactive_threshold'));
   put(c, 'num_replicas', optInt(o, 'num_replicas'));
   put(c, 'mem_storage', optBool(o, 'mem_storage'));
+  put(c, 'direct', optBool(o, 'direct'));
   put(c, 'metadata', optStringMap(o, 'metadata'));
   return c;
 }
@@ -247,43 +259,66 @@ export function isPushConfig(c: Partial<ConsumerConfig>): boolean {
   return c.deliver_subject !== undefined && c.deliver_subject !== '';
 }
 
+/** The refusals of `direct` consumers (2.9.10's codes and texts; not in errors.ts's catalogue). */
+export const DirectErrors = {
+  requiresPush: (): ApiError => ({ code: 400, err_code: 10090, description: 'consumer direct requires a push based consumer' }),
+  requiresEphemeral: (): ApiError => ({ code: 400, err_code: 10091, description: 'consumer direct requires an ephemeral consumer' }),
+} as const;
+
+/** What a stream without `interest` subjects given lets filters select: its own subjects, or anything. */
+function ownSubjects(stream: StreamConfig): readonly string[] | null {
+  const s = stream.subjects ?? [];
+  return s.length > 0 ? s : null;
+}
+
 /**
- * The config with nats-server's defaults filled in, or the first check it fails. `name` is the
- * consumer's final name; `durable` whether durable_name was given.
+ * The config with nats-server's defaults filled in, or the first check it fails, in 2.9.10's
+ * order (replicas, backoff, description, push or pull rules, direct, filters, deliver policy).
+ * `name` is the consumer's final name; `durable` whether durable_name was given. `interest`:
+ * the subjects a filter may select (the stream's own and its origins', see interestSubjects),
+ * null for anything; the stream's own subjects when not given.
  */
-export function buildConsumerConfig(raw: Partial<ConsumerConfig>, name: string, durable: boolean, stream: StreamConfig): ConsumerConfig | ApiError {
+export function buildConsumerConfig(
+  raw: Partial<ConsumerConfig>,
+  name: string,
+  durable: boolean,
+  stream: StreamConfig,
+  interest: readonly string[] | null = ownSubjects(stream),
+): ConsumerConfig | ApiError {
   const push = isPushConfig(raw);
   const ackPolicy: AckPolicy = raw.ack_policy ?? 'none';
   const hb = raw.idle_heartbeat ?? 0;
+  const backoff = raw.backoff ?? [];
+  const maxDeliver = (raw.max_deliver ?? 0) === 0 ? -1 : raw.max_deliver!;
+  const maxExpires = raw.max_expires ?? 0;
 
+  if ((raw.num_replicas ?? 0) > 1) return E.replicasNotSupported();
+  if (backoff.length > 0 && maxDeliver !== -1 && maxDeliver <= backoff.length) return E.consumerMaxDeliverBackoff();
+  if ((raw.description ?? '').length > MAX_DESCRIPTION_LEN) return E.consumerDescriptionTooLong();
   if (push) {
     const ds = raw.deliver_subject!;
     if (!isValidSubject(ds)) return E.consumerDeliverInvalid();
     if (subjectHasWildcard(ds)) return E.consumerDeliverSubjectWildcards();
     if ((raw.max_waiting ?? 0) !== 0) return E.consumerPushMaxWaiting();
+    if (deliverFormsCycle(ds, stream)) return E.consumerDeliverCycle();
+    if (ackPolicy === 'none' && (raw.max_ack_pending ?? 0) > 0) return E.consumerPushMaxAckPendingNeedsAck();
+    if (hb > 0 && hb < MIN_HEARTBEAT_NS) return E.consumerSmallHeartbeat();
   } else {
     if (hb > 0) return E.consumerHeartbeatRequiresPush();
     if (raw.flow_control === true) return E.consumerFlowControlRequiresPush();
+    if ((raw.max_waiting ?? 0) < 0) return E.consumerMaxWaitingNegative();
+    if ((raw.max_batch ?? 0) < 0) return E.consumerMaxBatchNegative();
+    if (maxExpires !== 0 && maxExpires < MIN_MAX_EXPIRES_NS) return E.consumerMaxExpiresTooSmall();
   }
-  if ((raw.max_waiting ?? 0) < 0) return E.consumerMaxWaitingNegative();
-  if (push && hb > 0 && hb < MIN_HEARTBEAT_NS) return E.consumerSmallHeartbeat();
-  if (push && raw.flow_control === true && hb <= 0) return E.consumerFcNeedsHeartbeat();
-  if ((raw.description ?? '').length > MAX_DESCRIPTION_LEN) return E.consumerDescriptionTooLong();
-  const backoff = raw.backoff ?? [];
-  const maxDeliver = (raw.max_deliver ?? 0) === 0 ? -1 : raw.max_deliver!;
-  if (backoff.length > 0 && maxDeliver !== -1 && maxDeliver <= backoff.length) return E.consumerMaxDeliverBackoff();
-
+  if (raw.direct === true) {
+    if (!push) return DirectErrors.requiresPush();
+    if (durable) return DirectErrors.requiresEphemeral();
+  }
+  const filterErr = checkFilters(raw, interest);
+  if (filterErr !== null) return filterErr;
   const policyErr = checkDeliverPolicy(raw);
   if (policyErr !== null) return policyErr;
-  if ((raw.max_batch ?? 0) < 0) return E.consumerMaxBatchNegative();
-  const maxExpires = raw.max_expires ?? 0;
-  if (maxExpires !== 0 && maxExpires < MIN_MAX_EXPIRES_NS) return E.consumerMaxExpiresTooSmall();
-  if (push && ackPolicy === 'none' && (raw.max_ack_pending ?? 0) > 0) return E.consumerPushMaxAckPendingNeedsAck();
-
-  const filterErr = checkFilters(raw, stream);
-  if (filterErr !== null) return filterErr;
-  if (push && deliverFormsCycle(raw.deliver_subject!, stream)) return E.consumerDeliverCycle();
-  if ((raw.num_replicas ?? 0) > 1) return E.replicasNotSupported();
+  if (push && raw.flow_control === true && hb <= 0) return E.consumerFcNeedsHeartbeat();
 
   const c: ConsumerConfig = {
     deliver_policy: raw.deliver_policy ?? 'all',
@@ -314,8 +349,9 @@ export function buildConsumerConfig(raw: Partial<ConsumerConfig>, name: string, 
   if (hb > 0) c.idle_heartbeat = hb;
   if (raw.flow_control === true) c.flow_control = true;
   if (raw.headers_only === true) c.headers_only = true;
-  if ((raw.max_batch ?? 0) > 0) c.max_batch = raw.max_batch!;
-  if (maxExpires > 0) c.max_expires = maxExpires;
+  // Pull checks only: a push consumer keeps whatever it was given (2.9.10 echoes max_batch -1).
+  if ((raw.max_batch ?? 0) !== 0) c.max_batch = raw.max_batch!;
+  if (maxExpires !== 0) c.max_expires = maxExpires;
   if ((raw.max_bytes ?? 0) > 0) c.max_bytes = raw.max_bytes!;
   if (push) c.deliver_subject = raw.deliver_subject!;
   copyIfSet(c, raw, 'deliver_group');
@@ -323,6 +359,7 @@ export function buildConsumerConfig(raw: Partial<ConsumerConfig>, name: string, 
   if (threshold > 0) c.inactive_threshold = threshold;
   else if (!durable) c.inactive_threshold = limits?.inactive_threshold ?? DEFAULT_INACTIVE_THRESHOLD_NS;
   if (raw.mem_storage === true) c.mem_storage = true;
+  if (raw.direct === true) c.direct = true;
   if (raw.metadata !== undefined && Object.keys(raw.metadata).length > 0) c.metadata = { ...raw.metadata };
   return c;
 }
@@ -372,18 +409,18 @@ function consumerFilterList(raw: Partial<ConsumerConfig>): string[] {
 }
 
 /**
- * A filter must be covered by a stream subject or cover one (nats-server 2.9.10 refuses filters
- * that only partly overlap, `f.*.b` against `f.a.*`). Streams without subjects (mirrors) take any.
+ * A filter must be covered by an interest subject or cover one (nats-server 2.9.10 refuses filters
+ * that only partly overlap, `f.*.b` against `f.a.*`). `allowed` null: anything may arrive (an
+ * external origin), so any valid filter fits.
  */
-function filterFitsStream(filter: string, subjects: readonly string[]): boolean {
+function filterFits(filter: string, allowed: readonly string[] | null): boolean {
   if (!isValidSubject(filter)) return false;
-  if (subjects.length === 0) return true;
-  for (const s of subjects) if (subjectIsSubsetOf(filter, s) || subjectIsSubsetOf(s, filter)) return true;
+  if (allowed === null) return true;
+  for (const s of allowed) if (subjectIsSubsetOf(filter, s) || subjectIsSubsetOf(s, filter)) return true;
   return false;
 }
 
-function checkFilters(raw: Partial<ConsumerConfig>, stream: StreamConfig): ApiError | null {
-  const subjects = stream.subjects ?? [];
+function checkFilters(raw: Partial<ConsumerConfig>, allowed: readonly string[] | null): ApiError | null {
   const many = raw.filter_subjects ?? [];
   if (many.length > 0) {
     if ((raw.filter_subject ?? '') !== '') return E.consumerFilterBoth();
@@ -393,11 +430,11 @@ function checkFilters(raw: Partial<ConsumerConfig>, stream: StreamConfig): ApiEr
         if (i !== j && subjectIsSubsetOf(many[i]!, many[j]!)) return E.consumerFilterOverlap();
       }
     }
-    for (const f of many) if (!filterFitsStream(f, subjects)) return E.consumerFilterNotSubset();
+    for (const f of many) if (!filterFits(f, allowed)) return E.consumerFilterNotSubset();
     return null;
   }
   const one = raw.filter_subject ?? '';
-  if (one !== '' && !filterFitsStream(one, subjects)) return E.consumerFilterNotSubset();
+  if (one !== '' && !filterFits(one, allowed)) return E.consumerFilterNotSubset();
   return null;
 }
 
@@ -415,10 +452,13 @@ export interface PeerConsumer {
 
 /**
  * Checks that depend on the stream and its other consumers: workqueue rules (10084, 10098,
- * 10099, 10100) and max_consumers (10026, new consumers only).
+ * 10099, 10100) and max_consumers (10026, new consumers only). `consumerCount` leaves direct
+ * consumers out. A direct consumer skips the workqueue rules (a source of a workqueue stream
+ * reads it without acks) but is still a peer to the others' checks, and is still refused at
+ * max_consumers, as in nats-server 2.9.10.
  */
 export function checkAgainstStream(c: ConsumerConfig, stream: StreamConfig, peers: Iterable<PeerConsumer>, isNew: boolean, consumerCount: number): ApiError | null {
-  if (stream.retention === 'workqueue') {
+  if (stream.retention === 'workqueue' && c.direct !== true) {
     if (!isPushConfig(c) && c.ack_policy === 'none') return E.consumerWqPullNeedsAck();
     if (c.ack_policy !== 'explicit') return E.consumerWqExplicitAck();
     const mine = consumerFilters(c);
@@ -489,6 +529,7 @@ const ECHO_ORDER: readonly (keyof ConsumerConfig)[] = [
   'inactive_threshold',
   'num_replicas',
   'mem_storage',
+  'direct',
   'metadata',
 ];
 

@@ -1025,6 +1025,21 @@ export class Consumer implements ConsumerHandle {
   }
 }
 
+/**
+ * A `direct` consumer (one that feeds a mirror or source): CONSUMER.NAMES / LIST, consumer_count,
+ * /jsz and max_consumers leave it out, as nats-server does; $JS.API.INFO still counts it.
+ */
+export function isDirectConsumer(c: ConsumerHandle): boolean {
+  return c instanceof Consumer && c.config.direct === true;
+}
+
+/** The consumers a stream shows: all but the direct ones. */
+export function publicConsumerCount(consumers: Iterable<ConsumerHandle>): number {
+  let n = 0;
+  for (const c of consumers) if (!isDirectConsumer(c)) n++;
+  return n;
+}
+
 /** The header block a headers_only delivery carries: the stored headers plus Nats-Msg-Size. */
 function headersOnly(msg: StoredMsg): Buffer {
   const size = msg.raw.length - msg.hdrLen;

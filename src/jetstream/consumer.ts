@@ -18,15 +18,16 @@ import {
   sameConfig,
 } from './consumer-config.js';
 import type { PeerConsumer } from './consumer-config.js';
-import { Consumer } from './consumer-engine.js';
+import { Consumer, isDirectConsumer, publicConsumerCount } from './consumer-engine.js';
 import type { ConsumerHost } from './consumer-engine.js';
 import { JsErrors as E } from './errors.js';
 import { loadConsumers, loadPending } from './consumer-store.js';
 import { formatTimeUs } from './consumer-time.js';
+import { interestSubjects } from './stream-origin.js';
 import type { ApiError, ApiRequest, ConsumerConfig, JetStreamRuntime, StreamHandle } from './types.js';
 
 export { CONSUMER_SCHEMA } from './consumer-store.js';
-export { Consumer } from './consumer-engine.js';
+export { Consumer, isDirectConsumer, publicConsumerCount } from './consumer-engine.js';
 
 const CREATE_RESPONSE = 'consumer_create_response';
 const INFO_RESPONSE = 'consumer_info_response';
@@ -165,11 +166,12 @@ class ConsumerHub implements ConsumerHost, Subscriber {
       while (stream.consumers.has(name));
     }
     const streamCfg = stream.config();
-    const cfg = buildConsumerConfig(parsed.config, name, target.durable, streamCfg);
+    // A filter may select what the stream's mirror or sources bring in, not only its own subjects.
+    const cfg = buildConsumerConfig(parsed.config, name, target.durable, streamCfg, interestSubjects(streamCfg, this.rt.streams));
     if (isApiError(cfg)) return this.fail(req, CREATE_RESPONSE, cfg);
     const existing = stream.consumers.get(name);
     if (existing !== undefined && !(existing instanceof Consumer)) return this.fail(req, CREATE_RESPONSE, E.consumerNameExists());
-    const peersErr = checkAgainstStream(cfg, streamCfg, peersOf(stream), existing === undefined, stream.consumers.size);
+    const peersErr = checkAgainstStream(cfg, streamCfg, peersOf(stream), existing === undefined, publicConsumerCount(stream.consumers.values()));
     if (peersErr !== null) return this.fail(req, CREATE_RESPONSE, peersErr);
 
     if (existing instanceof Consumer) {
@@ -222,7 +224,10 @@ class ConsumerHub implements ConsumerHost, Subscriber {
     if (offset === null) return this.rt.api.respondError(req.reply, type, E.invalidJson(), empty);
     const stream = this.rt.streams.get(req.tokens[2]!);
     if (stream === undefined) return this.rt.api.respondError(req.reply, type, E.streamNotFound(), empty);
-    const names = [...stream.consumers.keys()].sort(byBytes);
+    // Direct consumers (those feeding mirrors and sources) are not listed, as in nats-server.
+    const names: string[] = [];
+    for (const [n, c] of stream.consumers) if (!isDirectConsumer(c)) names.push(n);
+    names.sort(byBytes);
     const limit = list ? LIST_LIMIT : NAMES_LIMIT;
     const page = names.slice(offset, offset + limit);
     const body: Record<string, unknown> = { total: names.length, offset, limit };

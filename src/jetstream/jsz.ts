@@ -5,6 +5,7 @@
 import type { EndpointHandler, EndpointResult } from '../monitor/http-server.js';
 import { boolParam, pageParams, stringParam } from '../monitor/query.js';
 import type { VarzExtension } from '../monitor/varz.js';
+import { isDirectConsumer, publicConsumerCount } from './consumer-engine.js';
 import type { JetStream } from './jetstream.js';
 
 /** The single account of nats-edge, as nats-server names the global account. */
@@ -92,7 +93,8 @@ export function jszHandler(js: JetStream | null, source: JszSource): EndpointHan
       ha_assets: 0,
       api: st.api,
       streams: st.streams,
-      consumers: st.consumers,
+      // Unlike $JS.API.INFO, nats-server's /jsz leaves out the consumers feeding mirrors and sources.
+      consumers: publicCount(js),
       messages: st.messages,
       bytes: st.bytes,
     };
@@ -117,7 +119,7 @@ export function jszHandler(js: JetStream | null, source: JszSource): EndpointHan
           if (config) d['config'] = info['config'];
           d['state'] = info['state'];
           if (consumers) {
-            d['consumer_detail'] = [...s.consumers.values()].map((c) => {
+            d['consumer_detail'] = [...s.consumers.values()].filter((c) => !isDirectConsumer(c)).map((c) => {
               const ci = { ...c.info() };
               if (!config) delete ci['config'];
               return ci;
@@ -130,4 +132,10 @@ export function jszHandler(js: JetStream | null, source: JszSource): EndpointHan
     }
     return { status: 200, body };
   };
+}
+
+function publicCount(js: JetStream): number {
+  let n = 0;
+  for (const s of js.streams.values()) n += publicConsumerCount(s.consumers.values());
+  return n;
 }

@@ -14,6 +14,7 @@ import type { Subscriber, Subscription } from '../core/subscription.js';
 import type { CommitParticipant, GroupCommit } from '../store/group-commit.js';
 import { isStoreFull } from '../store/database.js';
 import { MessageTable, type RowMeta } from '../store/message-table.js';
+import { publicConsumerCount } from './consumer-engine.js';
 import { formatTimeUs, ZERO_TIME } from './consumer-time.js';
 import { JsErrors } from './errors.js';
 import { parsePublishHeaders, parseSeqHeader } from './headers.js';
@@ -942,7 +943,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
       state['num_deleted'] = deleted;
       if (opts.deletedDetails === true) state['deleted'] = this.deletedSeqs();
     }
-    state['consumer_count'] = this.consumers.size;
+    state['consumer_count'] = publicConsumerCount(this.consumers.values());
     const info: Record<string, unknown> = { config: streamConfigJson(this.cfg), created: this.created, state };
     return this.origins === null ? info : { ...info, ...this.origins.info() };
   }

@@ -4,10 +4,9 @@
  * on (js_domain, stream_replicas, ...) are accepted and ignored, as a single server has no use
  * for them; unknown keys are errors, as in nats-server.
  */
-import { existsSync } from 'node:fs';
-import type { ConfEntry, ConfMap, ConfNode } from '../config/conf-parser.js';
-import { ConfigError, formatPos, type SourcePos } from '../config/errors.js';
-import { parseDuration } from '../config/load.js';
+import type { ConfEntry } from '../config/conf-parser.js';
+import { bool, durationMs, fail, int, map, readTlsBlock, str } from '../config/block-reader.js';
+import { formatPos, type SourcePos } from '../config/errors.js';
 import type { RawBlock, ServerOptions, TlsOptions } from '../config/options.js';
 
 export interface MqttAuthorization {
@@ -53,84 +52,6 @@ const IGNORED = new Set([
   'js_api_timeout',
   'api_timeout',
 ]);
-
-function fail(pos: SourcePos, reason: string): never {
-  throw ConfigError.at(pos, reason);
-}
-
-function str(e: ConfEntry): string {
-  if (e.value.kind !== 'string') fail(e.value.pos, `${e.key}: expected a string`);
-  return e.value.value;
-}
-
-function int(e: ConfEntry): number {
-  const v = e.value;
-  if (v.kind !== 'int') fail(v.pos, `${e.key}: expected an integer`);
-  return v.value;
-}
-
-function bool(e: ConfEntry): boolean {
-  if (e.value.kind !== 'bool') fail(e.value.pos, `${e.key}: expected true or false`);
-  return e.value.value;
-}
-
-/** A duration: a Go duration string, or a number of seconds. */
-function durationMs(e: ConfEntry): number {
-  const v = e.value;
-  if (v.kind === 'int' || v.kind === 'float') return v.value * 1000;
-  if (v.kind !== 'string') fail(v.pos, `${e.key}: expected a duration such as "30s"`);
-  try {
-    return parseDuration(v.value);
-  } catch (err) {
-    return fail(v.pos, `${e.key}: ${(err as Error).message}`);
-  }
-}
-
-function map(e: ConfEntry): ConfMap {
-  if (e.value.kind !== 'map') fail(e.value.pos, `${e.key}: expected a block { ... }`);
-  return e.value;
-}
-
-function readTls(e: ConfEntry): TlsOptions {
-  const m = map(e);
-  let certFile: string | undefined;
-  let keyFile: string | undefined;
-  const t: { caFile?: string; verify: boolean; timeoutMs: number } = { verify: false, timeoutMs: DEFAULT_TIMEOUT_MS };
-  const files: { node: ConfNode; path: string; key: string }[] = [];
-  for (const [key, te] of m.entries) {
-    if (te.usedAsVariable) continue;
-    switch (key.toLowerCase()) {
-      case 'cert_file':
-        certFile = str(te);
-        files.push({ node: te.value, path: certFile, key });
-        break;
-      case 'key_file':
-        keyFile = str(te);
-        files.push({ node: te.value, path: keyFile, key });
-        break;
-      case 'ca_file':
-        t.caFile = str(te);
-        files.push({ node: te.value, path: t.caFile, key });
-        break;
-      case 'verify':
-        t.verify = bool(te);
-        break;
-      case 'timeout':
-        t.timeoutMs = durationMs(te);
-        break;
-      case 'cipher_suites':
-      case 'curve_preferences':
-      case 'min_version':
-        break;
-      default:
-        fail(te.keyPos, `unknown field "${key}" in mqtt tls block`);
-    }
-  }
-  if (certFile === undefined) fail(m.pos, "missing 'cert_file' in mqtt TLS configuration");
-  if (keyFile === undefined) fail(m.pos, "missing 'key_file' in mqtt TLS configuration");
-  for (const f of files) if (!existsSync(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
-  return { ...t, certFile, keyFile, handshakeFirst: false };
-}
 
 function readAuthorization(e: ConfEntry): MqttAuthorization {
   const m = map(e);
@@ -212,7 +133,7 @@ export function parseMqttConfig(block: RawBlock, server: ServerOptions): MqttOpt
         break;
       }
       case 'tls':
-        o.tls = readTls(e);
+        o.tls = readTlsBlock(e, 'mqtt');
         break;
       case 'authorization':
         o.authorization = readAuthorization(e);

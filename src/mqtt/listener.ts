@@ -37,7 +37,7 @@ export class MqttListener {
             (s: TLSSocket) => {
               const meta: StreamMeta = { ip: stripV4Mapped(s.remoteAddress ?? ''), port: s.remotePort ?? 0 };
               const v = s.getProtocol();
-              if (v !== null) meta.tlsVersion = v;
+              if (v !== null) meta.tlsVersion = v.replace(/^TLSv/, '');
               const cipher = s.getCipher()?.standardName;
               if (cipher !== undefined) meta.tlsCipher = cipher;
               this.attach(s, meta);

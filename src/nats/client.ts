@@ -205,7 +205,8 @@ export class ClientConnection implements Subscriber, ProtocolHandler, Pausable, 
     this.socket.removeAllListeners('close');
     this.socket = tls;
     this.out = new Outbound(tls, this.ctx.budget);
-    this.tlsVersion = tls.getProtocol() ?? undefined;
+    // /connz shows the version as nats-server does: "1.3", not Node's "TLSv1.3".
+    this.tlsVersion = tls.getProtocol()?.replace(/^TLSv/, '') ?? undefined;
     this.tlsCipher = tls.getCipher()?.standardName ?? undefined;
     this.ctx.log.debug(`cid:${this.cid} - TLS handshake complete (${this.tlsVersion ?? '?'})`);
     this.armAuth();

@@ -4,10 +4,9 @@
  * a block without a port turns the listener off, and a plaintext listener must be asked for
  * with `no_tls: true`.
  */
-import { existsSync } from 'node:fs';
-import type { ConfEntry, ConfMap, ConfNode } from '../config/conf-parser.js';
-import { ConfigError, type SourcePos } from '../config/errors.js';
-import { parseDuration } from '../config/load.js';
+import type { ConfEntry, ConfNode } from '../config/conf-parser.js';
+import type { SourcePos } from '../config/errors.js';
+import { bool, durationMs, fail, int, map, readTlsBlock, str } from '../config/block-reader.js';
 import type { RawBlock, ServerOptions, TlsOptions } from '../config/options.js';
 
 /** The websocket block's own credential (nats-server parses it as a "simple" authorization). */
@@ -42,89 +41,6 @@ export interface WebsocketOptions {
 
 /** nats-server's default host for the websocket listener (not the client port's host). */
 const DEFAULT_HOST = '0.0.0.0';
-const DEFAULT_TLS_TIMEOUT_MS = 2000;
-
-function fail(pos: SourcePos, reason: string): never {
-  throw ConfigError.at(pos, reason);
-}
-
-function str(e: ConfEntry): string {
-  if (e.value.kind !== 'string') fail(e.value.pos, `${e.key}: expected a string`);
-  return e.value.value;
-}
-
-function int(e: ConfEntry): number {
-  if (e.value.kind !== 'int') fail(e.value.pos, `${e.key}: expected an integer`);
-  return e.value.value;
-}
-
-function bool(e: ConfEntry): boolean {
-  if (e.value.kind !== 'bool') fail(e.value.pos, `${e.key}: expected true or false`);
-  return e.value.value;
-}
-
-/** A Go duration string, or a number of seconds. */
-function durationMs(e: ConfEntry): number {
-  const v = e.value;
-  let ms: number;
-  if (v.kind === 'int' || v.kind === 'float') ms = v.value * 1000;
-  else if (v.kind === 'string') {
-    try {
-      ms = parseDuration(v.value);
-    } catch (err) {
-      return fail(v.pos, `${e.key}: ${(err as Error).message}`);
-    }
-  } else return fail(v.pos, `${e.key}: expected a duration such as "5s"`);
-  if (ms < 0) fail(v.pos, `${e.key}: must not be negative`);
-  return ms;
-}
-
-function map(e: ConfEntry): ConfMap {
-  if (e.value.kind !== 'map') fail(e.value.pos, `${e.key}: expected a block { ... }`);
-  return e.value;
-}
-
-function readTls(e: ConfEntry): TlsOptions {
-  const m = map(e);
-  let certFile: string | undefined;
-  let keyFile: string | undefined;
-  const t: { caFile?: string; verify: boolean; timeoutMs: number } = { verify: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS };
-  const files: { node: ConfNode; path: string; key: string }[] = [];
-  for (const [key, te] of m.entries) {
-    if (te.usedAsVariable) continue;
-    switch (key.toLowerCase()) {
-      case 'cert_file':
-        certFile = str(te);
-        files.push({ node: te.value, path: certFile, key });
-        break;
-      case 'key_file':
-        keyFile = str(te);
-        files.push({ node: te.value, path: keyFile, key });
-        break;
-      case 'ca_file':
-        t.caFile = str(te);
-        files.push({ node: te.value, path: t.caFile, key });
-        break;
-      case 'verify':
-        t.verify = bool(te);
-        break;
-      case 'timeout':
-        t.timeoutMs = durationMs(te);
-        break;
-      case 'cipher_suites':
-      case 'curve_preferences':
-      case 'min_version':
-        // Node's defaults (TLS 1.2+, modern suites) stand in for Go's.
-        break;
-      default:
-        fail(te.keyPos, `unknown field "${key}" in websocket tls block`);
-    }
-  }
-  if (certFile === undefined) fail(m.pos, "missing 'cert_file' in TLS configuration");
-  if (keyFile === undefined) fail(m.pos, "missing 'key_file' in TLS configuration");
-  for (const f of files) if (!existsSync(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
-  return { ...t, certFile, keyFile, handshakeFirst: false };
-}
 
 function readAuthorization(e: ConfEntry): WebsocketAuthorization {
   const m = map(e);
@@ -232,7 +148,7 @@ export function parseWebsocketConfig(block: RawBlock, server: ServerOptions): We
         o.noTls = bool(e);
         break;
       case 'tls':
-        o.tls = readTls(e);
+        o.tls = readTlsBlock(e, 'websocket');
         break;
       case 'same_origin':
         o.sameOrigin = bool(e);

@@ -224,7 +224,7 @@ export class WebsocketListener {
       const meta: StreamMeta = { ip: peer.ip, port: peer.port };
       if (req.socket instanceof TLSSocket) {
         const v = req.socket.getProtocol();
-        if (v !== null) meta.tlsVersion = v;
+        if (v !== null) meta.tlsVersion = v.replace(/^TLSv/, '');
         const cipher = req.socket.getCipher()?.standardName;
         if (cipher !== undefined) meta.tlsCipher = cipher;
       }

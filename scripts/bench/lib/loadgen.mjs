@@ -6,11 +6,14 @@ import { readCpuSeconds, readRunqueueWaitSeconds } from './rss.mjs';
 
 const WORKER = fileURLToPath(new URL('./worker.mjs', import.meta.url));
 
-/** One worker process; messages are queued per type so none is missed between awaits. */
-class WorkerProc {
-  constructor(cfg) {
+/**
+ * One worker process; messages are queued per type so none is missed between awaits.
+ * `workerPath` lets other generators (lib/mqtt-worker.mjs) reuse the same IPC plumbing.
+ */
+export class WorkerProc {
+  constructor(cfg, workerPath = WORKER) {
     this.cfg = cfg;
-    this.child = fork(WORKER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(workerPath, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.queue = [];
     this.waiters = [];
     this.failure = null;
@@ -59,7 +62,7 @@ class WorkerProc {
  * Rejects when `progress()` has not changed for `stallMs`, or when `server` died.
  * Resolves never; stop() clears the timer.
  */
-function watchdog(progress, stallMs, server, what) {
+export function watchdog(progress, stallMs, server, what) {
   let timer;
   const promise = new Promise((_, reject) => {
     let last = progress();

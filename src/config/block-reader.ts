@@ -1,0 +1,95 @@
+import { existsSync } from 'node:fs';
+import type { ConfEntry, ConfMap, ConfNode } from './conf-parser.js';
+import { ConfigError, type SourcePos } from './errors.js';
+import { parseDuration } from './load.js';
+import type { TlsOptions } from './options.js';
+
+/**
+ * Typed readers for the entries of a component's own config block (mqtt {}, websocket {}):
+ * each refuses the wrong kind of value with file:line:col, as the top-level loader does.
+ */
+
+export function fail(pos: SourcePos, reason: string): never {
+  throw ConfigError.at(pos, reason);
+}
+
+export function str(e: ConfEntry): string {
+  if (e.value.kind !== 'string') fail(e.value.pos, `${e.key}: expected a string`);
+  return e.value.value;
+}
+
+export function int(e: ConfEntry): number {
+  if (e.value.kind !== 'int') fail(e.value.pos, `${e.key}: expected an integer`);
+  return e.value.value;
+}
+
+export function bool(e: ConfEntry): boolean {
+  if (e.value.kind !== 'bool') fail(e.value.pos, `${e.key}: expected true or false`);
+  return e.value.value;
+}
+
+/** A Go duration string, or a number of seconds; never negative. */
+export function durationMs(e: ConfEntry): number {
+  const v = e.value;
+  let ms: number;
+  if (v.kind === 'int' || v.kind === 'float') ms = v.value * 1000;
+  else if (v.kind === 'string') {
+    try {
+      ms = parseDuration(v.value);
+    } catch (err) {
+      return fail(v.pos, `${e.key}: ${(err as Error).message}`);
+    }
+  } else return fail(v.pos, `${e.key}: expected a duration such as "30s"`);
+  if (ms < 0) fail(v.pos, `${e.key}: must not be negative`);
+  return ms;
+}
+
+export function map(e: ConfEntry): ConfMap {
+  if (e.value.kind !== 'map') fail(e.value.pos, `${e.key}: expected a block { ... }`);
+  return e.value;
+}
+
+const DEFAULT_TLS_TIMEOUT_MS = 2000;
+
+/** A `tls {}` block inside component `block` (its name goes into the error texts). */
+export function readTlsBlock(e: ConfEntry, block: string): TlsOptions {
+  const m = map(e);
+  let certFile: string | undefined;
+  let keyFile: string | undefined;
+  const t: { caFile?: string; verify: boolean; timeoutMs: number } = { verify: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS };
+  const files: { node: ConfNode; path: string; key: string }[] = [];
+  for (const [key, te] of m.entries) {
+    if (te.usedAsVariable) continue;
+    switch (key.toLowerCase()) {
+      case 'cert_file':
+        certFile = str(te);
+        files.push({ node: te.value, path: certFile, key });
+        break;
+      case 'key_file':
+        keyFile = str(te);
+        files.push({ node: te.value, path: keyFile, key });
+        break;
+      case 'ca_file':
+        t.caFile = str(te);
+        files.push({ node: te.value, path: t.caFile, key });
+        break;
+      case 'verify':
+        t.verify = bool(te);
+        break;
+      case 'timeout':
+        t.timeoutMs = durationMs(te);
+        break;
+      case 'cipher_suites':
+      case 'curve_preferences':
+      case 'min_version':
+        // Node's defaults (TLS 1.2+, modern suites) stand in for Go's.
+        break;
+      default:
+        fail(te.keyPos, `unknown field "${key}" in ${block} tls block`);
+    }
+  }
+  if (certFile === undefined) fail(m.pos, `missing 'cert_file' in ${block} TLS configuration`);
+  if (keyFile === undefined) fail(m.pos, `missing 'key_file' in ${block} TLS configuration`);
+  for (const f of files) if (!existsSync(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
+  return { ...t, certFile, keyFile, handshakeFirst: false };
+}
