@@ -287,6 +287,21 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
 
   private handle(p: Packet): void {
     switch (p.cmd) {
+      case 'puback':
+      case 'pubrec':
+      case 'pubrel':
+      case 'pubcomp':
+        // mqtt-packet accepts these with no packet identifier (remaining length 0); MQTT does not,
+        // and answering one would mean writing a packet without its identifier.
+        if (p.messageId === undefined || p.messageId === 0) {
+          this.protocolError(0x81, 'Parse Error');
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    switch (p.cmd) {
       case 'publish':
         this.onPublish(p);
         return;
