@@ -10,7 +10,7 @@ const TARGETS = {
   parser: { entry: 'parser-fuzz.ts', run: (mod, opts) => mod.runParserFuzz(opts) },
   // A whole client connection (parser, ops, router, outbound) over an in-memory socket.
   connection: { entry: 'connection-fuzz.ts', run: (mod, opts) => mod.runConnectionFuzz(opts) },
-  mqtt: { entry: 'mqtt-fuzz.ts', run: (mod, opts) => mod.runMqttFuzz(opts) },
+  mqtt: { entry: 'mqtt-fuzz.ts', run: (mod, opts) => mod.runMqttFuzz(opts).then((r) => (console.log(mod.mqttFuzzSummary(r)), r)) },
 };
 
 function parseArgs(argv) {
