@@ -57,6 +57,21 @@ const enum State {
   Closed,
 }
 
+/** A property (or a user property's name or value) that mqtt-packet decoded as null. */
+function hasNullProps(props: object | undefined): boolean {
+  if (props === undefined || props === null) return false;
+  for (const v of Object.values(props) as unknown[]) {
+    if (v === null) return true;
+    if (typeof v === 'object' && !Buffer.isBuffer(v) && !Array.isArray(v)) {
+      for (const u of Object.values(v as Record<string, unknown>)) {
+        if (u === null || (Array.isArray(u) && u.some((x) => x === null))) return true;
+      }
+    }
+    if (Array.isArray(v) && v.some((x) => x === null)) return true;
+  }
+  return false;
+}
+
 /** Single-value properties: mqtt-packet turns a repeated one into an array (Protocol Error). */
 function hasDuplicateProps(props: object | undefined): boolean {
   if (props === undefined) return false;
@@ -265,6 +280,13 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
 
   private onPacket(p: Packet): void {
     if (this.state === State.Closed) return;
+    // mqtt-packet turns a property string or binary that runs past the packet into null without
+    // an error; such a packet (CONNECT with a will included) is malformed and must go no further.
+    const withProps = p as { properties?: object; will?: { properties?: object } };
+    if (hasNullProps(withProps.properties) || hasNullProps(withProps.will?.properties)) {
+      this.close('Parse Error', 0x81);
+      return;
+    }
     if (this.state === State.Authenticating) {
       this.backlog.push(p);
       return;
@@ -293,7 +315,8 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
       case 'pubcomp':
         // mqtt-packet accepts these with no packet identifier (remaining length 0); MQTT does not,
         // and answering one would mean writing a packet without its identifier.
-        if (p.messageId === undefined || p.messageId === 0) {
+        // (mqtt-packet reports a missing identifier as -1.)
+        if (p.messageId === undefined || p.messageId <= 0) {
           this.protocolError(0x81, 'Parse Error');
           return;
         }
@@ -491,7 +514,7 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
       this.protocolError(0x95, 'Maximum Payload Violation');
       return;
     }
-    if ((qos > 0 && id === 0) || hasDuplicateProps(props)) {
+    if ((qos > 0 && id <= 0) || hasDuplicateProps(props)) {
       this.protocolError(0x82, 'Protocol Violation');
       return;
     }
