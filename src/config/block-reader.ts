@@ -93,3 +93,55 @@ export function readTlsBlock(e: ConfEntry, block: string): TlsOptions {
   for (const f of files) if (!existsSync(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
   return { ...t, certFile, keyFile, handshakeFirst: false };
 }
+
+/** A component's own `authorization {}` (mqtt, websocket): one user or one token, a timeout. */
+export interface BlockAuthorization {
+  user?: string;
+  password?: string;
+  token?: string;
+  timeoutMs?: number;
+}
+
+export function readAuthorizationBlock(e: ConfEntry, block: string): BlockAuthorization {
+  const m = map(e);
+  const a: BlockAuthorization = {};
+  for (const [key, ae] of m.entries) {
+    if (ae.usedAsVariable) continue;
+    switch (key.toLowerCase()) {
+      case 'user':
+      case 'username':
+        a.user = str(ae);
+        break;
+      case 'pass':
+      case 'password':
+        a.password = str(ae);
+        break;
+      case 'token':
+        a.token = str(ae);
+        break;
+      case 'timeout':
+        a.timeoutMs = durationMs(ae);
+        break;
+      case 'users':
+      case 'nkeys':
+        // As in nats-server, user lists belong to the top-level authorization block.
+        fail(ae.keyPos, `unknown field "${key}" in ${block} authorization block: define users in the top-level authorization block`);
+        break;
+      default:
+        fail(ae.keyPos, `unknown field "${key}" in ${block} authorization block`);
+    }
+  }
+  if (a.token !== undefined && a.user !== undefined) fail(m.pos, `${block} authorization: token and user cannot both be set`);
+  return a;
+}
+
+/** `host:port` of a component's `listen` key. */
+export function splitHostPort(text: string, pos: SourcePos): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  if (i < 0) fail(pos, `listen: expected host:port, got ${JSON.stringify(text)}`);
+  let host = text.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(text.slice(i + 1));
+  if (!Number.isInteger(port) || text.slice(i + 1) === '') fail(pos, `listen: bad port in ${JSON.stringify(text)}`);
+  return { host, port };
+}

@@ -4,8 +4,7 @@
  * on (js_domain, stream_replicas, ...) are accepted and ignored, as a single server has no use
  * for them; unknown keys are errors, as in nats-server.
  */
-import type { ConfEntry } from '../config/conf-parser.js';
-import { bool, durationMs, fail, int, map, readTlsBlock, str } from '../config/block-reader.js';
+import { bool, durationMs, fail, int, readAuthorizationBlock, readTlsBlock, splitHostPort, str } from '../config/block-reader.js';
 import { formatPos, type SourcePos } from '../config/errors.js';
 import type { RawBlock, ServerOptions, TlsOptions } from '../config/options.js';
 
@@ -53,47 +52,7 @@ const IGNORED = new Set([
   'api_timeout',
 ]);
 
-function readAuthorization(e: ConfEntry): MqttAuthorization {
-  const m = map(e);
-  const a: MqttAuthorization = { timeoutMs: DEFAULT_TIMEOUT_MS };
-  for (const [key, ae] of m.entries) {
-    if (ae.usedAsVariable) continue;
-    switch (key.toLowerCase()) {
-      case 'user':
-      case 'username':
-        a.user = str(ae);
-        break;
-      case 'pass':
-      case 'password':
-        a.password = str(ae);
-        break;
-      case 'token':
-        a.token = str(ae);
-        break;
-      case 'timeout':
-        a.timeoutMs = durationMs(ae);
-        break;
-      case 'users':
-      case 'nkeys':
-        fail(ae.keyPos, `mqtt authorization: "${key}" is not supported here, define users in the top-level authorization block`);
-        break;
-      default:
-        fail(ae.keyPos, `unknown field "${key}" in mqtt authorization block`);
-    }
-  }
-  if (a.token !== undefined && a.user !== undefined) fail(m.pos, 'mqtt authorization: token and user cannot both be set');
-  return a;
-}
 
-function splitHostPort(text: string, pos: SourcePos): { host: string; port: number } {
-  const i = text.lastIndexOf(':');
-  if (i < 0) fail(pos, `listen: expected host:port, got ${JSON.stringify(text)}`);
-  let host = text.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const port = Number(text.slice(i + 1));
-  if (!Number.isInteger(port)) fail(pos, `listen: bad port in ${JSON.stringify(text)}`);
-  return { host, port };
-}
 
 /**
  * Reads the mqtt block. `server` gives the rest of the configuration: MQTT needs JetStream (as
@@ -136,7 +95,7 @@ export function parseMqttConfig(block: RawBlock, server: ServerOptions): MqttOpt
         o.tls = readTlsBlock(e, 'mqtt');
         break;
       case 'authorization':
-        o.authorization = readAuthorization(e);
+        o.authorization = { timeoutMs: DEFAULT_TIMEOUT_MS, ...readAuthorizationBlock(e, 'mqtt') };
         break;
       case 'no_auth_user':
         o.noAuthUser = str(e);

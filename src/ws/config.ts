@@ -6,7 +6,7 @@
  */
 import type { ConfEntry, ConfNode } from '../config/conf-parser.js';
 import type { SourcePos } from '../config/errors.js';
-import { bool, durationMs, fail, int, map, readTlsBlock, str } from '../config/block-reader.js';
+import { bool, durationMs, fail, int, readAuthorizationBlock, readTlsBlock, splitHostPort, str } from '../config/block-reader.js';
 import type { RawBlock, ServerOptions, TlsOptions } from '../config/options.js';
 
 /** The websocket block's own credential (nats-server parses it as a "simple" authorization). */
@@ -42,44 +42,7 @@ export interface WebsocketOptions {
 /** nats-server's default host for the websocket listener (not the client port's host). */
 const DEFAULT_HOST = '0.0.0.0';
 
-function readAuthorization(e: ConfEntry): WebsocketAuthorization {
-  const m = map(e);
-  const a: WebsocketAuthorization = {};
-  for (const [key, ae] of m.entries) {
-    if (ae.usedAsVariable) continue;
-    switch (key.toLowerCase()) {
-      case 'user':
-      case 'username':
-        a.user = str(ae);
-        break;
-      case 'pass':
-      case 'password':
-        a.password = str(ae);
-        break;
-      case 'token':
-        a.token = str(ae);
-        break;
-      case 'timeout':
-        a.timeoutMs = durationMs(ae);
-        break;
-      default:
-        // nats-server: `users` and `nkeys` belong to the top-level authorization block.
-        fail(ae.keyPos, `unknown field "${key}"`);
-    }
-  }
-  if (a.token !== undefined && a.user !== undefined) fail(m.pos, 'websocket authorization: token and user cannot both be set');
-  return a;
-}
 
-function splitHostPort(text: string, pos: SourcePos): { host: string; port: number } {
-  const i = text.lastIndexOf(':');
-  if (i < 0) fail(pos, `listen: expected host:port, got ${JSON.stringify(text)}`);
-  let host = text.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const port = Number(text.slice(i + 1));
-  if (!Number.isInteger(port) || text.slice(i + 1) === '') fail(pos, `listen: bad port in ${JSON.stringify(text)}`);
-  return { host, port };
-}
 
 /** An origin must name a scheme and a host; nats-server compares scheme, host and port. */
 function readOrigins(e: ConfEntry): string[] {
@@ -169,7 +132,7 @@ export function parseWebsocketConfig(block: RawBlock, server: ServerOptions): We
         break;
       case 'authorization':
       case 'authentication':
-        o.authorization = readAuthorization(e);
+        o.authorization = readAuthorizationBlock(e, 'websocket');
         break;
       case 'no_auth_user':
         o.noAuthUser = str(e);
