@@ -5,6 +5,7 @@ import { loadOptions, usage } from './config/load.js';
 import type { ServerOptions } from './config/options.js';
 import { JetStreamStartError } from './jetstream/index.js';
 import { Logger } from './log.js';
+import { parseLeafConfig } from './leaf/config.js';
 import { parseMqttConfig } from './mqtt/config.js';
 import { Server } from './server.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
@@ -93,6 +94,7 @@ async function main(): Promise<number> {
   if (options.blocks.mqtt !== undefined || options.blocks.websocket !== undefined) {
     try {
       if (options.blocks.mqtt !== undefined) parseMqttConfig(options.blocks.mqtt, options);
+      if (options.blocks.leafnodes !== undefined) parseLeafConfig(options.blocks.leafnodes, options);
       if (options.blocks.websocket !== undefined && parseWebsocketConfig(options.blocks.websocket, options) === null) {
         log.warn(`${options.blocks.websocket.where}: the websocket block has no port: websocket listener not started`);
       }
@@ -112,12 +114,6 @@ async function main(): Promise<number> {
   log.info(`  Node:     ${process.version}`);
   if (options.configFile !== undefined) log.info(`  Using configuration file: ${options.configFile}`);
   if (options.profile !== undefined) log.info(`  Firmware profile: ${options.profile.name} (${options.profile.description})`);
-
-  // Components that have not landed yet: say so instead of advertising what is not served.
-  for (const [name, block] of Object.entries(options.blocks)) {
-    if (name === 'mqtt' || name === 'websocket') continue;
-    log.warn(`${block.where}: the ${name} block is not available in this build yet: ignored`);
-  }
 
   const server = new Server(options, log);
   try {

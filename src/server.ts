@@ -4,7 +4,9 @@ import { MemoryBudget } from './core/budget.js';
 import { Router } from './core/router.js';
 import { attachJetStreamMonitoring, startJetStream, type JetStream } from './jetstream/index.js';
 import type { Logger } from './log.js';
+import { LeafNodes, parseLeafConfig } from './leaf/index.js';
 import { MonitorServer } from './monitor/http-server.js';
+import { leafz } from './monitor/leafz.js';
 import type { ConnectionView, MonitorSource, ServerStats, SubjectIndexView } from './monitor/source.js';
 import { Authenticator } from './nats/auth.js';
 import type { ClientConnection } from './nats/client.js';
@@ -82,6 +84,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
   private mqttOptions: MqttOptions | null = null;
   private boundMqttPort = 0;
   private websocket: WebsocketListener | null = null;
+  private leafnodes: LeafNodes | null = null;
   private housekeeping: NodeJS.Timeout | null = null;
   private boundPort = 0;
   private boundHttpPort = 0;
@@ -247,6 +250,35 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     if (ws.scheme === 'ws') this.log.warn('Websocket not configured with TLS. DO NOT USE IN PRODUCTION!');
   }
 
+  /** Leafnode remotes: dialed in the background, so the server is ready whether the hub is up or not. */
+  private startLeafnodes(): void {
+    const block = this.opts.blocks.leafnodes;
+    if (block === undefined) return;
+    const lo = parseLeafConfig(block, this.opts);
+    if (lo === null) return;
+    const o = this.opts;
+    this.leafnodes = new LeafNodes(
+      {
+        router: this.router,
+        budget: this.budget,
+        log: this.log,
+        serverId: this.serverId,
+        serverName: this.serverName,
+        version: NATS_SERVER_LEVEL,
+        maxPayload: o.maxPayload,
+        maxPending: o.maxPending,
+        pingIntervalMs: o.pingIntervalMs,
+        pingMax: o.pingMax,
+        jsDomain: o.jetstream?.domain ?? '',
+        jetstream: this.jetstream !== null,
+        nextCid: () => this.nextCid(),
+      },
+      lo,
+      this.jetstream,
+    );
+    this.leafnodes.start();
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   async startServer(): Promise<void> {
@@ -294,6 +326,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       throw err;
     }
     if (o.tls !== undefined) this.log.info('TLS required for client connections');
+    this.startLeafnodes();
     if (o.httpPort !== undefined) {
       this.monitor = new MonitorServer(this, {
         host: o.httpHost,
@@ -306,6 +339,8 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       this.monitor.addVarzExtension((v) => {
         if (this.websocket !== null) v['websocket'] = this.websocket.varz();
       });
+      this.monitor.route('/leafz', (q) => leafz({ serverId: this.serverId, leafLinks: () => this.leafnodes?.views() ?? [] }, q));
+      this.monitor.addVarzExtension((v) => this.leafVarz(v));
       this.boundHttpPort = await this.monitor.listen();
     }
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
@@ -390,6 +425,9 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     for (const c of [...this.clients.values()]) c.close('Server Shutdown');
     this.mqttListener?.close();
     this.mqttListener = null;
+    // Before JetStream: buffered uplink messages go into its last commit.
+    this.leafnodes?.stop();
+    this.leafnodes = null;
     // Before JetStream: sessions and queues go into its last commit.
     this.mqtt?.shutdown();
     this.mqtt = null;
@@ -451,6 +489,18 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       dropped_qos0: st.droppedQos0,
       max_queued_messages: mo.maxQueuedMessages,
     };
+    v['edge'] = edge;
+  }
+
+  /** /varz `leaf` and `leafnodes` as nats-server fills them, plus the uplink under edge.leaf. */
+  private leafVarz(v: Record<string, unknown>): void {
+    const leafs = this.leafnodes;
+    if (leafs === null) return;
+    const views = leafs.views();
+    v['leafnodes'] = views.filter((l) => l.state === 'connected').length;
+    v['leaf'] = { remotes: views.map((l) => ({ url: l.url, account: l.account })), reconnect_interval: leafs.opts.reconnectMs * 1_000_000 };
+    const edge = (v['edge'] ?? {}) as Record<string, unknown>;
+    edge['leaf'] = { dropped_live: leafs.droppedLive() };
     v['edge'] = edge;
   }
 

@@ -1,6 +1,6 @@
 import type { Message } from './message.js';
 import { payloadSize } from './message.js';
-import type { Subscriber, Subscription } from './subscription.js';
+import type { LinkSubscriber, Subscriber, Subscription } from './subscription.js';
 import { SubjectIndex } from './sublist.js';
 
 /** Told of every subscription added or removed (leaf links propagate interest with it). */
@@ -50,11 +50,17 @@ export class Router {
 
   /**
    * Route one message: every matching plain subscription, and one member of each matching
-   * queue group, chosen at random as nats-server does. `origin` is the publisher (null for
-   * the server itself); its own subscriptions are skipped when it asked for echo:false.
+   * queue group, chosen at random as nats-server does, preferring members on this server over
+   * leaf links. `origin` is the publisher (null for the server itself); its own subscriptions
+   * are skipped when it asked for echo:false (leaf links always do).
+   *
+   * `queueFilter` is for messages that arrived over a leaf link: null = the hub sent no queue
+   * list, so plain subscriptions only; a list = plain subscriptions and one member of each
+   * named group. Omitted for everything else.
+   *
    * Returns the number of deliveries made (0 = no responders).
    */
-  publish(msg: Message, origin: Subscriber | null): number {
+  publish(msg: Message, origin: Subscriber | null, queueFilter?: readonly string[] | null): number {
     const size = payloadSize(msg);
     if (origin !== null && origin.kind !== 'internal') {
       this.stats.inMsgs++;
@@ -63,19 +69,45 @@ export class Router {
     const result = this.index.match(msg.to ?? msg.subject);
     const noEcho = origin !== null && !origin.echo ? origin : null;
     let delivered = 0;
+    let links: LinkTarget[] | null = null;
     const plain = result.plain;
     for (let i = 0; i < plain.length; i++) {
       const sub = plain[i]!;
       if (sub.owner === noEcho) continue;
+      if (sub.owner.kind === 'leaf') {
+        links = linkTarget(links, sub.owner as LinkSubscriber);
+        links[links.length - 1]!.plain.push(sub);
+        sub.msgs++;
+        continue;
+      }
       this.deliverOne(sub, msg, size);
       delivered++;
     }
-    const queues = result.queues;
-    for (let g = 0; g < queues.length; g++) {
-      const sub = pickMember(queues[g]!, noEcho);
-      if (sub === undefined) continue;
-      this.deliverOne(sub, msg, size);
-      delivered++;
+    if (queueFilter !== null) {
+      const queues = result.queues;
+      for (let g = 0; g < queues.length; g++) {
+        const members = queues[g]!;
+        if (queueFilter !== undefined && !queueFilter.includes(members[0]!.queue)) continue;
+        const sub = pickMember(members, noEcho);
+        if (sub === undefined) continue;
+        if (sub.owner.kind === 'leaf') {
+          links = linkTarget(links, sub.owner as LinkSubscriber);
+          links[links.length - 1]!.queues.push(sub.queue);
+          sub.msgs++;
+          continue;
+        }
+        this.deliverOne(sub, msg, size);
+        delivered++;
+      }
+    }
+    if (links !== null) {
+      for (let i = 0; i < links.length; i++) {
+        const t = links[i]!;
+        this.stats.outMsgs++;
+        this.stats.outBytes += size;
+        t.link.forward(msg, t.plain, t.queues);
+        delivered++;
+      }
     }
     return delivered;
   }
@@ -90,14 +122,43 @@ export class Router {
   }
 }
 
-/** A random member of a queue group, skipping the publisher itself when it has echo off. */
+interface LinkTarget {
+  link: LinkSubscriber;
+  plain: Subscription[];
+  queues: string[];
+}
+
+/** The gathering entry for `link`, moved to the end of `targets` (created when new). */
+function linkTarget(targets: LinkTarget[] | null, link: LinkSubscriber): LinkTarget[] {
+  const list = targets ?? [];
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i]!;
+    if (t.link === link) {
+      if (i !== list.length - 1) {
+        list.splice(i, 1);
+        list.push(t);
+      }
+      return list;
+    }
+  }
+  list.push({ link, plain: [], queues: [] });
+  return list;
+}
+
+/**
+ * A random member of a queue group, skipping the publisher itself when it has echo off; a
+ * member behind a leaf link only when no member on this server is left (nats-server's rule).
+ */
 function pickMember(members: readonly Subscription[], noEcho: Subscriber | null): Subscription | undefined {
   const n = members.length;
   if (n === 0) return undefined;
   const start = n === 1 ? 0 : Math.floor(Math.random() * n);
+  let remote: Subscription | undefined;
   for (let k = 0; k < n; k++) {
     const sub = members[(start + k) % n]!;
-    if (sub.owner !== noEcho) return sub;
+    if (sub.owner === noEcho) continue;
+    if (sub.owner.kind !== 'leaf') return sub;
+    remote ??= sub;
   }
-  return undefined;
+  return remote;
 }

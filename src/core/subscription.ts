@@ -20,6 +20,21 @@ export interface Subscriber {
   deliver(sub: Subscription, msg: Message): void;
 }
 
+/**
+ * A leaf link (kind 'leaf'). Several of its subscriptions may match one message (the hub's
+ * `foo.*` and `foo.>`), but a link sends each message once, listing the hub queue groups
+ * chosen for it, so the router gathers a link's matches and calls forward() once instead of
+ * deliver().
+ */
+export interface LinkSubscriber extends Subscriber {
+  readonly kind: 'leaf';
+  /**
+   * `plain`: the link's plain subscriptions that matched (possibly empty); `queues`: the names
+   * of the link's queue groups the router picked (possibly empty).
+   */
+  forward(msg: Message, plain: readonly Subscription[], queues: readonly string[]): void;
+}
+
 export interface Subscription {
   readonly subject: string;
   /** Queue group name, '' for a plain subscription. */

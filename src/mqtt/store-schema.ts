@@ -21,6 +21,9 @@
 import type { Database } from 'better-sqlite3';
 import type { StoreReceipt } from '../core/message.js';
 import { applyMigrations, type Migration } from '../store/database.js';
+import type { StoreHost } from '../store/host.js';
+
+export type { StoreHost };
 
 export const MQTT_MIGRATIONS: readonly Migration[] = [
   {
@@ -56,11 +59,6 @@ export function migrateMqtt(db: Database): number {
   return applyMigrations(db, 'mqtt', MQTT_MIGRATIONS);
 }
 
-/** The subset of JetStreamRuntime the MQTT stores use. */
-export interface StoreHost {
-  readonly db: Database;
-  inNextCommit(write: (db: Database) => void, done?: (err: Error | null) => void): void;
-}
 
 /** v5 properties forwarded from publisher to subscriber (mqtt-bridge.md §3.3). */
 export interface ForwardProps {
