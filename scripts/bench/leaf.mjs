@@ -130,7 +130,7 @@ async function startWithConfig(kind, role, conf, port, httpPort, bundle) {
     argv = ['-c', conf];
   } else {
     cmd = process.execPath;
-    argv = [bundle, '-c', conf];
+    argv = [...(process.env.EDGE_NODE_ARGS ? process.env.EDGE_NODE_ARGS.split(' ') : []), bundle, '-c', conf];
   }
   const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dirname(conf) });
   let log = '';

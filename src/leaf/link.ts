@@ -15,6 +15,7 @@ import type { Router } from '../core/router.js';
 import { isValidSubject, subjectIsSubsetOf, subjectMatches } from '../core/subject.js';
 import type { LinkSubscriber, Subscription } from '../core/subscription.js';
 import type { Logger } from '../log.js';
+import { putInt, putString } from '../nats/encode.js';
 import { redactUrl, urlCredentials } from './config.js';
 import { nkeyAuth, readCredentials, signNonce } from './credentials.js';
 import type { LocalInterest } from './interest.js';
@@ -502,6 +503,54 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
       body = data.subarray(hl);
       hl = -1;
     }
+    const c = this.counters;
+    c.outMsgs++;
+    c.outBytes += hl > 0 ? body.length - hl : body.length;
+    let qlen = 0;
+    for (let i = 0; i < queues.length; i++) qlen += queues[i]!.length + 1;
+    // Worst case: 3 UTF-8 bytes per UTF-16 unit, two 10-digit sizes, verb and separators.
+    const need = (subject.length + reply.length + qlen) * 3 + 40 + body.length;
+    if (need <= 16 * 1024) {
+      const buf = w.reserve(need);
+      const start = w.cursor;
+      let p = start;
+      if (hl >= 0) buf[p++] = 0x48; // H
+      else buf[p++] = 0x4c; // L
+      buf[p++] = 0x4d; // M
+      buf[p++] = 0x53; // S
+      buf[p++] = 0x47; // G
+      buf[p++] = 0x20;
+      p = putString(buf, p, subject);
+      if (queues.length > 0) {
+        buf[p++] = 0x20;
+        if (reply !== '') {
+          buf[p++] = 0x2b; // +
+          buf[p++] = 0x20;
+          p = putString(buf, p, reply);
+        } else buf[p++] = 0x7c; // |
+        for (let i = 0; i < queues.length; i++) {
+          buf[p++] = 0x20;
+          p = putString(buf, p, queues[i]!);
+        }
+      } else if (reply !== '') {
+        buf[p++] = 0x20;
+        p = putString(buf, p, reply);
+      }
+      buf[p++] = 0x20;
+      if (hl >= 0) {
+        p = putInt(buf, p, hl);
+        buf[p++] = 0x20;
+      }
+      p = putInt(buf, p, body.length);
+      buf[p++] = 0x0d;
+      buf[p++] = 0x0a;
+      buf.set(body, p);
+      p += body.length;
+      buf[p++] = 0x0d;
+      buf[p++] = 0x0a;
+      w.commitData(p - start);
+      return;
+    }
     let line = hl >= 0 ? 'HMSG ' : 'LMSG ';
     line += subject;
     if (queues.length > 0) {
@@ -509,21 +558,6 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
       for (let i = 0; i < queues.length; i++) line += ' ' + queues[i];
     } else if (reply !== '') line += ' ' + reply;
     line += hl >= 0 ? ` ${hl} ${body.length}\r\n` : ` ${body.length}\r\n`;
-    const c = this.counters;
-    c.outMsgs++;
-    c.outBytes += hl > 0 ? body.length - hl : body.length;
-    const need = line.length * 3 + body.length + 2;
-    if (need <= 16 * 1024) {
-      const buf = w.reserve(need);
-      let p = w.cursor;
-      p += buf.write(line, p, 'utf8');
-      buf.set(body, p);
-      p += body.length;
-      buf[p++] = 0x0d;
-      buf[p++] = 0x0a;
-      w.commitData(p - w.cursor);
-      return;
-    }
     const head = Buffer.from(line, 'utf8');
     w.dataBytes(head);
     w.dataBytes(Buffer.from(body));
@@ -547,9 +581,11 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
   }
 
   private mayExport(subject: string): boolean {
-    if (isJsDenied(subject)) return false;
-    for (const d of this.remote.denyExports) if (subjectMatches(d, subject)) return false;
-    for (const d of this.exportDeny) if (subjectMatches(d, subject)) return false;
+    if (subject.charCodeAt(0) === 0x24 && isJsDenied(subject)) return false;
+    const deny = this.remote.denyExports;
+    for (let i = 0; i < deny.length; i++) if (subjectMatches(deny[i]!, subject)) return false;
+    const hubDeny = this.exportDeny;
+    for (let i = 0; i < hubDeny.length; i++) if (subjectMatches(hubDeny[i]!, subject)) return false;
     const allow = this.exportAllow;
     if (allow !== null) {
       for (const a of allow) if (subjectMatches(a, subject)) return true;

@@ -16,7 +16,7 @@ const CR = 0x0d;
 const LF = 0x0a;
 
 /** Writes `s` at `pos`; returns the new position. */
-function putString(buf: Buffer, pos: number, s: string): number {
+export function putString(buf: Buffer, pos: number, s: string): number {
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
@@ -33,7 +33,7 @@ function putLatin1(buf: Buffer, pos: number, s: string): number {
   return pos;
 }
 
-function putInt(buf: Buffer, pos: number, v: number): number {
+export function putInt(buf: Buffer, pos: number, v: number): number {
   if (v < 10) {
     buf[pos] = 0x30 + v;
     return pos + 1;
