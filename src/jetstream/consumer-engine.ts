@@ -41,6 +41,8 @@ export interface ConsumerHost {
   readonly rt: JetStreamRuntime;
   /** A push consumer starts or stops listening for interest on its deliver subject. */
   watchDeliverSubject(c: Consumer, on: boolean): void;
+  /** A consumer starts or stops taking acks and flow control responses on its own subjects. */
+  watchAckSubjects(c: Consumer, on: boolean): void;
   /** Publish `$JS.EVENT.ADVISORY.CONSUMER.<kind>.<stream>.<consumer>` if anyone listens. */
   advisory(kind: string, c: Consumer, body: Record<string, unknown>): void;
 }
@@ -257,6 +259,7 @@ export class Consumer implements ConsumerHandle {
    * so that a client hears of a new consumer (the create response) before its first message.
    */
   start(): void {
+    this.host.watchAckSubjects(this, true);
     if (this.isPush) {
       this.host.watchDeliverSubject(this, true);
       this.pushBound = this.rt.router.index.hasInterest(this.config.deliver_subject!);
@@ -309,6 +312,7 @@ export class Consumer implements ConsumerHandle {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.host.watchAckSubjects(this, false);
     if (this.isPush) this.host.watchDeliverSubject(this, false);
     if (reason === 'shutdown') {
       this.requestFlush();

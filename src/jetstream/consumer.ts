@@ -1,12 +1,12 @@
 /**
  * JetStream consumers as the runtime sees them: the CONSUMER.* API handlers, the internal
- * subscriber that takes acks (`$JS.ACK.>`) and flow control responses (`$JS.FC.>`), interest
+ * subscriber that takes acks (`$JS.ACK.<stream>.<consumer>.>`) and flow control responses (`$JS.FC...`), interest
  * tracking for push deliver subjects, and the restore of durable consumers at startup.
  */
 import type { Message } from '../core/message.js';
 import type { Subscriber, Subscription } from '../core/subscription.js';
 import { subjectHasWildcard, subjectMatches } from '../core/subject.js';
-import { parseAckBody, parseAckSubject } from './ack.js';
+import { ACK_PREFIX, parseAckBody, parseAckSubject } from './ack.js';
 import {
   buildConsumerConfig,
   checkAgainstStream,
@@ -52,29 +52,44 @@ class ConsumerHub implements ConsumerHost, Subscriber {
   readonly echo = true;
   /** Push consumers by deliver subject. */
   private readonly pushSubjects = new Map<string, Set<Consumer>>();
-  private subscribed = false;
-  private readonly ackSub: Subscription;
-  private readonly fcSub: Subscription;
+  /**
+   * Each consumer's `$JS.ACK.<stream>.<consumer>.>` and `$JS.FC.<stream>.<consumer>.>`, as
+   * nats-server subscribes them: interest in exactly the acks of consumers that exist, so a
+   * leaf link asks its hub only for those and not for every ack of every hub consumer.
+   */
+  private readonly ackSubs = new Map<Consumer, [Subscription, Subscription]>();
 
   constructor(readonly rt: JetStreamRuntime) {
     this.cid = rt.nextCid !== undefined ? rt.nextCid() : nextInternalCid--;
-    this.ackSub = { subject: '$JS.ACK.>', queue: '', sid: 'js-ack', owner: this, msgs: 0, max: 0 };
-    this.fcSub = { subject: '$JS.FC.>', queue: '', sid: 'js-fc', owner: this, msgs: 0, max: 0 };
     rt.router.onInterest((sub, added) => this.onInterest(sub, added));
   }
 
-  subscribe(): void {
-    if (this.subscribed) return;
-    this.subscribed = true;
-    this.rt.router.subscribe(this.ackSub);
-    this.rt.router.subscribe(this.fcSub);
+  watchAckSubjects(c: Consumer, on: boolean): void {
+    const router = this.rt.router;
+    if (on) {
+      if (this.ackSubs.has(c)) return;
+      const tail = `${c.stream.name}.${c.name}.>`;
+      const subs: [Subscription, Subscription] = [
+        { subject: ACK_PREFIX + tail, queue: '', sid: 'js-ack', owner: this, msgs: 0, max: 0 },
+        { subject: FC_PREFIX + tail, queue: '', sid: 'js-fc', owner: this, msgs: 0, max: 0 },
+      ];
+      this.ackSubs.set(c, subs);
+      router.subscribe(subs[0]);
+      router.subscribe(subs[1]);
+      return;
+    }
+    const subs = this.ackSubs.get(c);
+    if (subs === undefined) return;
+    this.ackSubs.delete(c);
+    router.unsubscribe(subs[0]);
+    router.unsubscribe(subs[1]);
   }
 
   // ---- Subscriber: acks and flow control responses ------------------------------------------
 
   deliver(sub: Subscription, msg: Message): void {
-    if (sub === this.ackSub) this.onAck(msg);
-    else if (sub === this.fcSub) this.onFlowControl(msg);
+    if (sub.sid === 'js-ack') this.onAck(msg);
+    else this.onFlowControl(msg);
   }
 
   private consumerOf(stream: string, name: string): Consumer | null {
@@ -334,12 +349,9 @@ function hubOf(rt: JetStreamRuntime): ConsumerHub {
   return hub;
 }
 
-/**
- * Register the CONSUMER.* handlers on rt.api and subscribe to `$JS.ACK.>` and `$JS.FC.>`.
- */
+/** Register the CONSUMER.* handlers on rt.api. */
 export function registerConsumerApi(rt: JetStreamRuntime): void {
   const hub = hubOf(rt);
-  hub.subscribe();
   rt.api.register(['CONSUMER', 'CREATE'], (req) => hub.create(req));
   rt.api.register(['CONSUMER', 'DURABLE', 'CREATE'], (req) => hub.create(req));
   rt.api.register(['CONSUMER', 'INFO'], (req) => hub.info(req));

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import { createInbox, type NatsConnection } from '@nats-io/transport-node';
+import { createInbox, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import {
   freePort,
   makeTempDir,
@@ -388,6 +388,32 @@ export async function waitForLeafSawHubInterest(hubNc: NatsConnection, leafNc: N
   } finally {
     sub.unsubscribe();
     await hubNc.flush().catch(() => undefined);
+  }
+}
+
+function isNoResponders(err: unknown): boolean {
+  if (err instanceof RequestError) return err.isNoResponders();
+  // JetStream wraps it (JetStreamNotEnabled with the RequestError as its cause).
+  return err instanceof Error && err.cause !== undefined && isNoResponders(err.cause);
+}
+
+/**
+ * Calls `fn` until it stops failing with "no responders" (interest not across yet) or the time is
+ * up. For services whose interest has several subjects (JetStream's API), where waiting for one
+ * particular LS+ would tie the test to one way of advertising it.
+ */
+export async function untilAnswered<T>(fn: () => Promise<T>, what: string, timeoutMs = 10000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 20;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isNoResponders(err)) throw err;
+      if (Date.now() >= deadline) throw new Error(`${what}: still no responders after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 200);
   }
 }
 
