@@ -378,6 +378,9 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       c.applyLimits(next.maxControlLine, next.maxPayload);
       c.reauthenticate(c.type === 'websocket' ? wsAuth : this.auth);
     }
+    if (JSON.stringify(prev.blocks.leafnodes?.value) !== JSON.stringify(next.blocks.leafnodes?.value)) {
+      this.log.warn('Reload: leafnodes changes take effect at the next restart; the running links are kept');
+    }
     this.log.info('Reloaded server configuration');
   }
 
