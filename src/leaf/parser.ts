@@ -44,6 +44,9 @@ export class LeafParser {
   /** Unconsumed bytes of a line or payload that spans chunks. */
   private carry: Buffer | null = null;
   private msg: PendingMessage | null = null;
+  /** The pieces of an incomplete payload (carry first), and their total length. */
+  private parts: Buffer[] = [];
+  private partsLen = 0;
 
   constructor(
     private readonly handler: LeafProtocolHandler,
@@ -57,7 +60,17 @@ export class LeafParser {
   /** Parse a chunk; throws LeafProtocolError on a framing error (the link must be closed). */
   feed(chunk: Buffer): void {
     let buf = chunk;
-    if (this.carry !== null) {
+    const m0 = this.msg;
+    if (m0 !== null && this.carry !== null) {
+      // A payload arriving in pieces: keep the pieces and join them once, when it is complete.
+      this.parts.push(Buffer.from(chunk));
+      this.partsLen += chunk.length;
+      if (this.partsLen < m0.need) return;
+      buf = Buffer.concat(this.parts, this.partsLen);
+      this.parts = [];
+      this.partsLen = 0;
+      this.carry = null;
+    } else if (this.carry !== null) {
       buf = Buffer.concat([this.carry, chunk]);
       this.carry = null;
     }
@@ -77,7 +90,8 @@ export class LeafParser {
       const nl = buf.indexOf(LF, pos);
       if (nl < 0) {
         const limit = startsWithInfo(buf, pos) ? MAX_INFO_LINE : MAX_CONTROL_LINE;
-        if (len - pos > limit) throw new LeafProtocolError('Maximum Control Line Exceeded');
+        // A CR at the end may be the line's own: it does not count towards the limit.
+        if (len - pos - (buf[len - 1] === CR ? 1 : 0) > limit) throw new LeafProtocolError('Maximum Control Line Exceeded');
         break;
       }
       const lineEnd = nl > pos && buf[nl - 1] === CR ? nl - 1 : nl;
@@ -86,7 +100,13 @@ export class LeafParser {
       pos = nl + 1;
       this.line(line);
     }
-    if (pos < len) this.carry = Buffer.from(buf.subarray(pos));
+    if (pos < len) {
+      this.carry = Buffer.from(buf.subarray(pos));
+      if (this.msg !== null) {
+        this.parts = [this.carry];
+        this.partsLen = this.carry.length;
+      }
+    }
   }
 
   private line(raw: string): void {

@@ -35,6 +35,9 @@ export class LinkWriter {
   private handedOffset = 0;
   private scheduled = false;
   private closed = false;
+  private readonly afterControl = (): void => {
+    if (this.waiting > 0 && !this.closed) this.flush();
+  };
   /** Called after the socket took more data (flushedOffset moved). */
   onProgress: (() => void) | null = null;
 
@@ -115,7 +118,8 @@ export class LinkWriter {
     if (this.closed) return;
     const sock = this.socket;
     if (this.control !== '') {
-      sock.write(this.control);
+      // Control lines may fill the socket themselves: when they leave, data waiting here goes next.
+      sock.write(this.control, this.afterControl);
       this.control = '';
     }
     if (this.waiting === 0) return;
