@@ -271,7 +271,7 @@ export class Replayer implements Subscriber {
     for (const [id, f] of this.inflight) {
       const mode = this.modes.get(f.subject);
       const age = now - f.sentAt;
-      if (mode === undefined && age >= PROBE_TIMEOUT_MS && s.flushedOffset >= f.end) {
+      if (mode !== 'jetstream' && age >= PROBE_TIMEOUT_MS && s.flushedOffset >= f.end) {
         // Written to the hub and never acknowledged: nothing there stores this subject.
         this.setMode(f.subject, 'core');
         this.inflight.delete(id);
