@@ -336,7 +336,8 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
       if (!this.mayAdvertise(subject)) continue;
       lines += queue === '' ? `LS+ ${subject}\r\n` : `LS+ ${subject} ${queue} ${weight}\r\n`;
     }
-    this.control(lines + 'PING\r\n');
+    this.control(lines);
+    this.out()?.ping('sync');
     this.pingSentAt = Date.now();
     this.pingsOut = 1;
     this.stopInterest = this.interest.listen((subject, queue, weight) => this.localInterest(subject, queue, weight));
@@ -364,9 +365,11 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
   }
 
   pong(): void {
-    if (this.pingsOut > 0) this.rttMs = Date.now() - this.pingSentAt;
+    const tag = this.writer?.pong() ?? null;
+    // Any PONG shows the hub is reading: a busy link is alive even when its keepalive is queued.
     this.pingsOut = 0;
-    if (this.phase === 'syncing') this.up();
+    if (tag === 'keepalive' || tag === 'sync') this.rttMs = Date.now() - this.pingSentAt;
+    if (tag === 'sync' && this.phase === 'syncing') this.up();
   }
 
   err(text: string): void {
@@ -485,8 +488,9 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
     return this.writer?.pending ?? 0;
   }
 
+  /** How far the hub has read the data lane (confirmed by PONGs), not just the local socket. */
   get flushedOffset(): number {
-    return this.writer?.flushedOffset ?? 0;
+    return this.writer?.confirmedOffset ?? 0;
   }
 
   /** Queue one message for the hub; returns the data-lane offset after it (see LinkWriter). */
@@ -605,18 +609,23 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
     }
     this.pingsOut++;
     this.pingSentAt = Date.now();
-    this.control('PING\r\n');
+    this.out()?.ping('keepalive');
   }
 
   private control(line: string): void {
+    this.out()?.controlLine(line);
+  }
+
+  /** The writer of the current socket, made on first use (after TLS, when there is TLS). */
+  private out(): LinkWriter | null {
     const sock = this.sock;
-    if (sock === null) return;
+    if (sock === null) return null;
     if (this.writer === null) {
       this.writer = new LinkWriter(sock, this.ctx.budget);
       const replay = this.replay;
       if (replay !== null) this.writer.onProgress = () => replay.progress();
     }
-    this.writer.controlLine(line);
+    return this.writer;
   }
 
   private armStep(ms: number, reason: string): void {

@@ -26,7 +26,7 @@ export interface ReplaySender {
   readonly headers: boolean;
   /** Data bytes queued on the link and not yet written by its socket. */
   readonly pendingBytes: number;
-  /** Data-lane offset the socket has written up to. */
+  /** Data-lane offset the hub has read up to (confirmed by a PONG). */
   readonly flushedOffset: number;
   send(subject: string, reply: string, queues: readonly string[], hdrLen: number, data: Uint8Array): number;
 }
@@ -50,7 +50,7 @@ type SubjectMode = 'jetstream' | 'core';
 interface InFlight {
   readonly subject: string;
   readonly sentAt: number;
-  /** Data-lane offset after the message: the socket wrote it once flushedOffset passes this. */
+  /** Data-lane offset after the message: the hub has read it once flushedOffset passes this. */
   readonly end: number;
 }
 

@@ -4,15 +4,38 @@
  * buffer is short, so on a saturated uplink a PONG never waits behind megabytes of data and
  * the hub does not take a busy link for a dead one (nats-server's issue #7615).
  *
+ * The kernel's send buffer can hold megabytes on a slow uplink, and nothing can overtake what is
+ * in it. So data is also held back once more than a window of it is unconfirmed by the hub: a
+ * PING goes after every stretch of data, and its PONG (the hub answers PINGs in order, after
+ * reading everything before them) confirms the bytes before it. The window follows the
+ * confirmed rate (a quarter second's worth, doubled), so a PONG never waits behind more than
+ * about half a second of data, whatever the uplink's speed.
+ *
  * Messages are assembled in fixed-size slabs and written once per event-loop turn. Every byte
  * of the data lane is numbered (`queuedOffset`); `flushedOffset` says how far the socket has
- * taken them, which is how the store-and-forward replay knows a message has left.
+ * taken them and `confirmedOffset` how far the hub has read them, which is how the
+ * store-and-forward replay knows a message has arrived.
  */
 import type { MemoryBudget } from '../core/budget.js';
 
 const SLAB = 64 * 1024;
 /** Data handed to the socket beyond what it has written: kept small so control can overtake. */
 const SOCKET_HIGH_WATER = 128 * 1024;
+/** A marker PING after at most this much data. */
+const MARK_EVERY = 64 * 1024;
+const MIN_WINDOW = 256 * 1024;
+const MAX_WINDOW = 8 * 1024 * 1024;
+/** The window holds this long at the confirmed rate, times two so it can grow. */
+const WINDOW_MS = 250;
+const RATE_SAMPLE_MS = 200;
+
+/** What a PING was sent for: a data marker, the link's keepalive, or the end of the interest sync. */
+export type PingTag = 'data' | 'keepalive' | 'sync';
+
+interface Marker {
+  offset: number;
+  tag: PingTag;
+}
 
 export interface LinkSocket {
   write(chunk: Uint8Array | string, cb?: (err?: Error | null) => void): boolean;
@@ -20,6 +43,8 @@ export interface LinkSocket {
   cork(): void;
   uncork(): void;
 }
+
+const PING = 'PING\r\n';
 
 export class LinkWriter {
   private control = '';
@@ -33,6 +58,16 @@ export class LinkWriter {
   queuedOffset = 0;
   flushedOffset = 0;
   private handedOffset = 0;
+  /** Data bytes the hub has read (the marker of the last PONG). */
+  confirmedOffset = 0;
+  private window = MIN_WINDOW;
+  /** PINGs on the wire, oldest first; each PONG answers the oldest. */
+  private readonly markers: Marker[] = [];
+  /** PINGs queued in `control` (written with it). */
+  private controlPings: PingTag[] = [];
+  private lastMark = 0;
+  private rateAt = 0;
+  private rateOffset = 0;
   private scheduled = false;
   private closed = false;
   private readonly afterControl = (): void => {
@@ -56,6 +91,37 @@ export class LinkWriter {
     if (this.closed) return;
     this.control += line;
     this.schedule();
+  }
+
+  /** A PING on the control lane; pong() tells which PING a PONG answered. */
+  ping(tag: PingTag): void {
+    if (this.closed) return;
+    this.control += 'PING\r\n';
+    this.controlPings.push(tag);
+    this.schedule();
+  }
+
+  /**
+   * The hub answered the oldest PING: everything written before it has been read. Returns what
+   * that PING was for (null when no PING was outstanding: a PONG the hub sent unasked).
+   */
+  pong(): PingTag | null {
+    const m = this.markers.shift();
+    if (m === undefined) return null;
+    if (m.offset > this.confirmedOffset) this.confirmedOffset = m.offset;
+    const now = Date.now();
+    if (this.rateAt === 0) {
+      this.rateAt = now;
+      this.rateOffset = this.confirmedOffset;
+    } else if (now - this.rateAt >= RATE_SAMPLE_MS) {
+      const rate = (this.confirmedOffset - this.rateOffset) / (now - this.rateAt);
+      this.window = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, Math.round(2 * rate * WINDOW_MS)));
+      this.rateAt = now;
+      this.rateOffset = this.confirmedOffset;
+    }
+    if (this.waiting > 0 && !this.closed) this.flush();
+    this.onProgress?.();
+    return m.tag;
   }
 
   /** Reserve `n` bytes of the data lane (n <= 64 KiB); write at `cursor`, then commitData(written). */
@@ -118,6 +184,8 @@ export class LinkWriter {
     if (this.closed) return;
     const sock = this.socket;
     if (this.control !== '') {
+      for (const tag of this.controlPings) this.markers.push({ offset: this.handedOffset, tag });
+      this.controlPings = [];
       // Control lines may fill the socket themselves: when they leave, data waiting here goes next.
       sock.write(this.control, this.afterControl);
       this.control = '';
@@ -129,8 +197,9 @@ export class LinkWriter {
       // The rest of the slab is reused for later frames; chunks already pushed keep their views.
       if (SLAB - this.slabPos < 4096) this.slab = null;
     }
-    if (sock.writableLength >= SOCKET_HIGH_WATER) return;
-    let room = SOCKET_HIGH_WATER - sock.writableLength;
+    const unconfirmed = this.handedOffset - this.confirmedOffset;
+    if (sock.writableLength >= SOCKET_HIGH_WATER || unconfirmed >= this.window) return;
+    let room = Math.min(SOCKET_HIGH_WATER - sock.writableLength, this.window - unconfirmed);
     const chunks = this.chunks;
     let n = 0;
     let bytes = 0;
@@ -140,14 +209,21 @@ export class LinkWriter {
       room -= len;
       n++;
     }
+    if (n === 0) return;
     this.waiting -= bytes;
     this.handedOffset += bytes;
     const upTo = this.handedOffset;
-    if (n > 1) sock.cork();
+    sock.cork();
     for (let i = 0; i < n - 1; i++) sock.write(chunks[i]!);
     // One callback for the batch: it fires once the socket wrote everything before it.
     sock.write(chunks[n - 1]!, () => this.written(upTo, bytes));
-    if (n > 1) sock.uncork();
+    // A marker after a stretch of data, and after the last of a burst, so it gets confirmed.
+    if (upTo - this.lastMark >= MARK_EVERY || this.waiting === 0) {
+      this.lastMark = upTo;
+      this.markers.push({ offset: upTo, tag: 'data' });
+      sock.write(PING);
+    }
+    sock.uncork();
     chunks.splice(0, n);
   }
 
@@ -166,6 +242,8 @@ export class LinkWriter {
     this.chunks.length = 0;
     this.slab = null;
     this.control = '';
+    this.controlPings = [];
+    this.markers.length = 0;
     this.waiting = 0;
   }
 }
