@@ -4,15 +4,16 @@
 //
 //   node scripts/bench/core.mjs [--rounds N] [--only nats-server|edge] [--quick]
 //                               [--json out.json] [--markdown out.md] [--cpu-prof DIR] [--no-build]
-import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, cpus } from 'node:os';
-import { join } from 'node:path';
-import { EDGE_BUNDLE, KINDS, NATS_SERVER_BIN, REPO_ROOT, startServer, describeExit, tail } from './lib/server.mjs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { EDGE_BUNDLE, KINDS, startServer, describeExit, logNotes, tail } from './lib/server.mjs';
+import { bundleFacts, ensureBuild } from './lib/bundle.mjs';
+import { readArgs } from './lib/cli.mjs';
+import { machineFacts, machineLine, summarizeAgainstNatsServer } from './lib/report.mjs';
 import { readPeakRss, settledRss } from './lib/rss.mjs';
 import { openIdleClients, closeAll, countClosed } from './lib/idle.mjs';
 import { runPubSub, runRequestReply } from './lib/loadgen.mjs';
-import { median, fmtInt, fmtFixed, textTable, markdownTable } from './lib/stats.mjs';
+import { fmtInt, fmtFixed, textTable, markdownTable } from './lib/stats.mjs';
 import { newestProfile, selfTimes } from './lib/cpuprof.mjs';
 
 const USAGE = `usage: node scripts/bench/core.mjs [options]
@@ -29,46 +30,16 @@ const USAGE = `usage: node scripts/bench/core.mjs [options]
   --clients N       idle clients for the RSS test (default 1000)
 `;
 
-function parseArgs(argv) {
-  const o = { rounds: undefined, only: undefined, quick: false, json: undefined, markdown: undefined, cpuProf: undefined, build: true };
-  const num = (i) => {
-    const v = Number(argv[i]);
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${argv[i - 1]} needs a positive integer, got ${argv[i]}`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--rounds') o.rounds = num(++i);
-    else if (a === '--only') {
-      const k = argv[++i];
-      if (k === 'edge' || k === 'nats-edge') o.only = 'nats-edge';
-      else if (k === 'nats-server') o.only = 'nats-server';
-      else throw new Error(`--only takes nats-server or edge, got ${k}`);
-    } else if (a === '--quick') o.quick = true;
-    else if (a === '--json') o.json = argv[++i];
-    else if (a === '--markdown') o.markdown = argv[++i];
-    else if (a === '--cpu-prof') o.cpuProf = argv[++i];
-    else if (a === '--no-build') o.build = false;
-    else if (a === '--msgs') o.msgs = num(++i);
-    else if (a === '--requests') o.requests = num(++i);
-    else if (a === '--clients') o.clients = num(++i);
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}\n${USAGE}`);
-  }
-  if (o.json === undefined && argv.includes('--json')) throw new Error('--json needs a file');
-  return o;
-}
-
-const args = (() => {
-  try {
-    return parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(2);
-  }
-})();
+const args = readArgs({
+  script: 'core.mjs',
+  usage: USAGE,
+  common: ['--rounds', '--only', '--quick', '--json', '--markdown', '--cpu-prof', '--no-build'],
+  flags: {
+    '--msgs': (o, take) => (o.msgs = take.num()),
+    '--requests': (o, take) => (o.requests = take.num()),
+    '--clients': (o, take) => (o.clients = take.num()),
+  },
+});
 
 const PAYLOAD = 128;
 const plan = {
@@ -85,27 +56,6 @@ const plan = {
   ackEvery: 1_000,
 };
 const kinds = args.only !== undefined ? [args.only] : KINDS;
-
-function machineFacts() {
-  let natsServerVersion = 'not found';
-  try {
-    natsServerVersion = execFileSync(NATS_SERVER_BIN, ['--version'], { encoding: 'utf8' }).trim();
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    natsServer: natsServerVersion,
-    loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
-    command: `node scripts/bench/core.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  };
-}
-
-function ensureBuild() {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`node scripts/build.mjs --if-stale failed:\n${r.stdout}${r.stderr}`);
-}
 
 const MB = 1024 * 1024;
 
@@ -163,7 +113,7 @@ async function runRound(kind, round, nodeArgs) {
     if (!alive) out.errors.push(`server died: ${describeExit(exit)}; log tail:\n${tail(server.logs())}`);
     else if (exit.signal === 'SIGKILL') out.errors.push('server did not exit within 5 s of SIGTERM (killed)');
     // Warnings and errors the server logged (slow consumers, parse errors) explain odd figures.
-    out.serverLogNotes = server.logs().split('\n').filter((l) => /\[(WRN|ERR|FTL)\]|Slow Consumer/.test(l)).slice(0, 20);
+    out.serverLogNotes = logNotes(server);
   }
   return out;
 }
@@ -194,34 +144,6 @@ function roundLine(r) {
     `+${plan.clients} clients ${fmtFixed(r.clientsDelta / MB)} MB`,
   ];
   return `round ${r.round} ${r.kind.padEnd(11)} (load ${fmtFixed(r.loadavg, 1)}) ${parts.join(' | ')}`;
-}
-
-function summarize(results) {
-  const rows = [];
-  const summary = {};
-  for (const m of METRICS) {
-    const med = {};
-    for (const k of kinds) med[k] = median(results[k].map(m.get).filter((x) => x !== undefined));
-    const ratio = kinds.length === 2 ? med['nats-edge'] / med['nats-server'] : NaN;
-    let verdict = '';
-    if (m.target !== undefined) {
-      if (m.target.ratioMin !== undefined) verdict = Number.isFinite(ratio) ? (ratio >= m.target.ratioMin ? 'PASS' : 'FAIL') : 'n/a';
-      else if (m.target.ratioMax !== undefined) verdict = Number.isFinite(ratio) ? (ratio <= m.target.ratioMax ? 'PASS' : 'FAIL') : 'n/a';
-      else if (m.target.edgeMax !== undefined) {
-        const e = med['nats-edge'];
-        verdict = Number.isFinite(e) ? (e <= m.target.edgeMax ? 'PASS' : 'FAIL') : 'n/a';
-      }
-    }
-    summary[m.key] = { ...med, ratio, target: m.target?.text, verdict };
-    rows.push([
-      m.key,
-      kinds.includes('nats-server') ? m.fmt(med['nats-server']) : '-',
-      kinds.includes('nats-edge') ? m.fmt(med['nats-edge']) : '-',
-      Number.isFinite(ratio) ? ratio.toFixed(2) : '-',
-      m.target ? `${m.target.text} ${verdict}` : '',
-    ]);
-  }
-  return { rows, summary };
 }
 
 function perRoundRows(results) {
@@ -265,15 +187,15 @@ async function profileEdge(dir) {
 }
 
 async function main() {
-  const facts = machineFacts();
+  const facts = machineFacts('core.mjs');
   if (kinds.includes('nats-edge')) {
     if (args.build) ensureBuild();
-    const st = statSync(EDGE_BUNDLE);
     // The tree changes under active development: say which bundle was measured.
-    facts.edgeBundle = { bytes: st.size, mtime: st.mtime.toISOString() };
+    const { bytes, mtime } = bundleFacts(EDGE_BUNDLE);
+    facts.edgeBundle = { bytes, mtime };
   }
   console.log(`nats-edge core benchmark, ${facts.date}`);
-  console.log(`machine: ${facts.nproc} CPUs (${facts.cpu}), load average ${facts.loadavgAtStart.join(' ')}; node ${facts.node}; ${facts.natsServer}`);
+  console.log(machineLine(facts));
   if (facts.edgeBundle) console.log(`bundle: build/nats-edge.js, ${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime}`);
   console.log(`servers: ${kinds.join(', ')}, started as "-p PORT -m HTTPPORT" (no config); ${plan.rounds} round(s), servers alternating within each round`);
   console.log(
@@ -303,7 +225,7 @@ async function main() {
     }
   }
 
-  const { rows, summary } = summarize(results);
+  const { rows, summary } = summarizeAgainstNatsServer(METRICS, results, kinds);
   console.log(`\nper round:\n${textTable(PER_ROUND_HEADER, perRoundRows(results))}`);
   console.log(`\nsummary (medians over ${plan.rounds} round(s); ratio = nats-edge / nats-server):\n${textTable(SUMMARY_HEADER, rows)}`);
 

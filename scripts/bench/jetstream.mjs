@@ -7,12 +7,14 @@
 //   node scripts/bench/jetstream.mjs [--rounds N] [--only nats-server|edge] [--quick] [--count N]
 //                                    [--window N] [--batch N] [--json out.json] [--markdown out.md]
 //                                    [--dir PARENT] [--no-build]
-import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { EDGE_BUNDLE, KINDS, NATS_SERVER_BIN, REPO_ROOT, describeExit, tail } from './lib/server.mjs';
+import { EDGE_BUNDLE, KINDS, describeExit, tail } from './lib/server.mjs';
+import { bundleFacts, ensureBuild } from './lib/bundle.mjs';
+import { readArgs } from './lib/cli.mjs';
+import { machineFacts, machineLine, summarizeAgainstNatsServer } from './lib/report.mjs';
 import { readCpuSeconds, readPeakRss } from './lib/rss.mjs';
 import { median, fmtInt, fmtFixed, textTable, markdownTable } from './lib/stats.mjs';
 import { startJsServer, diskUsage } from './lib/js-server.mjs';
@@ -31,49 +33,17 @@ const USAGE = `usage: node scripts/bench/jetstream.mjs [options]
   --no-build        do not run scripts/build.mjs --if-stale before measuring nats-edge
 `;
 
-function parseArgs(argv) {
-  const o = { build: true };
-  const num = (i) => {
-    const v = Number(argv[i]);
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${argv[i - 1]} needs a positive integer, got ${argv[i]}`);
-    return v;
-  };
-  const str = (i) => {
-    if (argv[i] === undefined) throw new Error(`${argv[i - 1]} needs a value`);
-    return argv[i];
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--rounds') o.rounds = num(++i);
-    else if (a === '--only') {
-      const k = str(++i);
-      if (k === 'edge' || k === 'nats-edge') o.only = 'nats-edge';
-      else if (k === 'nats-server') o.only = 'nats-server';
-      else throw new Error(`--only takes nats-server or edge, got ${k}`);
-    } else if (a === '--quick') o.quick = true;
-    else if (a === '--count') o.count = num(++i);
-    else if (a === '--window') o.window = num(++i);
-    else if (a === '--batch') o.batch = num(++i);
-    else if (a === '--json') o.json = str(++i);
-    else if (a === '--markdown') o.markdown = str(++i);
-    else if (a === '--dir') o.dir = str(++i);
-    else if (a === '--no-build') o.build = false;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}\n${USAGE}`);
-  }
-  return o;
-}
-
-const args = (() => {
-  try {
-    return parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(2);
-  }
-})();
+const args = readArgs({
+  script: 'jetstream.mjs',
+  usage: USAGE,
+  common: ['--rounds', '--only', '--quick', '--json', '--markdown', '--no-build'],
+  flags: {
+    '--count': (o, take) => (o.count = take.num()),
+    '--window': (o, take) => (o.window = take.num()),
+    '--batch': (o, take) => (o.batch = take.num()),
+    '--dir': (o, take) => (o.dir = take.str()),
+  },
+});
 
 const STREAM = 'BENCH';
 const SUBJECT = 'bench.js';
@@ -91,27 +61,6 @@ const plan = {
 const RAW_PER_MSG = Buffer.byteLength(SUBJECT) + PAYLOAD;
 const kinds = args.only !== undefined ? [args.only] : KINDS;
 const MB = 1024 * 1024;
-
-function machineFacts() {
-  let natsServerVersion = 'not found';
-  try {
-    natsServerVersion = execFileSync(NATS_SERVER_BIN, ['--version'], { encoding: 'utf8' }).trim();
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    natsServer: natsServerVersion,
-    loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
-    command: `node scripts/bench/jetstream.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  };
-}
-
-function ensureBuild() {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`node scripts/build.mjs --if-stale failed:\n${r.stdout}${r.stderr}`);
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -260,7 +209,7 @@ const METRICS = [
   { key: `acked publish msgs/s (${PAYLOAD} B)`, get: (r) => r.publish?.rate, fmt: fmtInt, target: { ratioMin: 0.5, text: '>= 50% of nats-server' } },
   { key: 'pull drain msgs/s (acked)', get: (r) => r.drain?.rate, fmt: fmtInt },
   { key: 'ack floor settled after drain ms', get: (r) => r.drain?.ackFloorSettleMs, fmt: (x) => fmtFixed(x, 0) },
-  { key: 'store bytes/msg on disk (du)', get: (r) => r.store?.perMsg, fmt: (x) => fmtFixed(x, 1), target: { edgeMaxOfRaw: 1.5, text: `nats-edge <= 1.5x raw (${fmtFixed(1.5 * RAW_PER_MSG, 0)} B)` } },
+  { key: 'store bytes/msg on disk (du)', get: (r) => r.store?.perMsg, fmt: (x) => fmtFixed(x, 1), target: { edgeMax: 1.5 * RAW_PER_MSG, text: `nats-edge <= 1.5x raw (${fmtFixed(1.5 * RAW_PER_MSG, 0)} B)` } },
   { key: 'store bytes/msg apparent size', get: (r) => r.store?.perMsgApparent, fmt: (x) => fmtFixed(x, 1) },
   { key: 'server CPU cores during publish', get: (r) => r.publish?.serverCpuCores, fmt: (x) => fmtFixed(x, 2) },
   { key: 'server CPU cores during drain', get: (r) => r.drain?.serverCpuCores, fmt: (x) => fmtFixed(x, 2) },
@@ -268,27 +217,7 @@ const METRICS = [
 ];
 
 function summarize(results) {
-  const rows = [];
-  const summary = {};
-  for (const m of METRICS) {
-    const med = {};
-    for (const k of kinds) med[k] = median(results[k].map(m.get).filter((x) => x !== undefined));
-    const ratio = kinds.length === 2 ? med['nats-edge'] / med['nats-server'] : NaN;
-    let verdict = '';
-    if (m.target?.ratioMin !== undefined) verdict = Number.isFinite(ratio) ? (ratio >= m.target.ratioMin ? 'PASS' : 'FAIL') : 'n/a';
-    else if (m.target?.edgeMaxOfRaw !== undefined) {
-      const e = med['nats-edge'];
-      verdict = Number.isFinite(e) ? (e / RAW_PER_MSG <= m.target.edgeMaxOfRaw ? 'PASS' : 'FAIL') : 'n/a';
-    }
-    summary[m.key] = { ...med, ratio, target: m.target?.text, verdict };
-    rows.push([
-      m.key,
-      kinds.includes('nats-server') ? m.fmt(med['nats-server']) : '-',
-      kinds.includes('nats-edge') ? m.fmt(med['nats-edge']) : '-',
-      Number.isFinite(ratio) ? ratio.toFixed(2) : '-',
-      m.target ? `${m.target.text} ${verdict}` : '',
-    ]);
-  }
+  const { rows, summary } = summarizeAgainstNatsServer(METRICS, results, kinds);
   // Space against the raw bytes, per server.
   const raw = {};
   for (const k of kinds) raw[k] = median(results[k].map((r) => r.store?.perMsg)) / RAW_PER_MSG;
@@ -336,14 +265,14 @@ function roundLine(r) {
 }
 
 async function main() {
-  const facts = machineFacts();
+  const facts = machineFacts('jetstream.mjs');
   if (kinds.includes('nats-edge')) {
     if (args.build) ensureBuild();
-    const st = statSync(EDGE_BUNDLE);
-    facts.edgeBundle = { bytes: st.size, mtime: st.mtime.toISOString() };
+    const { bytes, mtime } = bundleFacts(EDGE_BUNDLE);
+    facts.edgeBundle = { bytes, mtime };
   }
   console.log(`nats-edge JetStream benchmark, ${facts.date}`);
-  console.log(`machine: ${facts.nproc} CPUs (${facts.cpu}), load average ${facts.loadavgAtStart.join(' ')}; node ${facts.node}; ${facts.natsServer}`);
+  console.log(machineLine(facts));
   if (facts.edgeBundle) console.log(`bundle: build/nats-edge.js, ${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime}`);
   console.log(
     `servers: ${kinds.join(', ')}, started as "-js -sd DIR -p PORT -m HTTPPORT" on a fresh store in ${args.dir ?? tmpdir()}; ` +

@@ -6,15 +6,16 @@
 //   node scripts/bench/leaf.mjs [--rounds R] [--count N] [--size B] [--requests N]
 //                               [--only nats-server|edge] [--quick] [--json out.json]
 //                               [--no-build] [--edge-bundle FILE]
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { EDGE_BUNDLE, KINDS, NATS_SERVER_BIN, REPO_ROOT, answersPing, describeExit, freePort, tail } from './lib/server.mjs';
-import { WorkerProc, watchdog } from './lib/loadgen.mjs';
-import { readCpuSeconds } from './lib/rss.mjs';
+import { KINDS, describeExit, freePort, logNotes, serverCommand, spawnNatsServer, tail } from './lib/server.mjs';
+import { prepareEdgeBundle } from './lib/bundle.mjs';
+import { readArgs } from './lib/cli.mjs';
+import { runPubSub, runRequestReply } from './lib/loadgen.mjs';
 import { RawConn } from './lib/wire.mjs';
-import { fmtFixed, fmtInt, median, textTable } from './lib/stats.mjs';
+import { machineFacts, machineLine, summarizeAgainstNatsServer } from './lib/report.mjs';
+import { fmtFixed, fmtInt, textTable } from './lib/stats.mjs';
 
 const USAGE = `usage: node scripts/bench/leaf.mjs [options]
   --rounds R          rounds, each kind once per round, order alternating (default 3; 1 with --quick)
@@ -29,53 +30,18 @@ const USAGE = `usage: node scripts/bench/leaf.mjs [options]
   --edge-bundle FILE  run this bundle as is (no build, no copy); it needs node_modules beside it
 `;
 
-function parseArgs(argv) {
-  const o = { build: true, quick: false };
-  const num = (i, min = 1) => {
-    const v = Number(argv[i]);
-    if (!Number.isInteger(v) || v < min) throw new Error(`${argv[i - 1]} needs an integer >= ${min}, got ${argv[i]}`);
-    return v;
-  };
-  const str = (i) => {
-    if (argv[i] === undefined) throw new Error(`${argv[i - 1]} needs a value`);
-    return argv[i];
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--rounds') o.rounds = num(++i);
-    else if (a === '--count' || a === '--msgs') o.count = num(++i);
-    else if (a === '--size') o.size = num(++i, 0);
-    else if (a === '--requests') o.requests = num(++i, 0);
-    else if (a === '--only') {
-      const k = str(++i);
-      if (k === 'edge' || k === 'nats-edge') o.only = 'nats-edge';
-      else if (k === 'nats-server') o.only = 'nats-server';
-      else throw new Error(`--only takes nats-server or edge, got ${k}`);
-    } else if (a === '--quick') o.quick = true;
-    else if (a === '--json') o.json = str(++i);
-    else if (a === '--no-build') o.build = false;
-    else if (a === '--edge-bundle') o.edgeBundle = str(++i);
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('--')) {
-      // run-all.mjs passes its shared flags to every script; say what is not used here.
-      const takesValue = argv[i + 1] !== undefined && !argv[i + 1].startsWith('--');
-      process.stderr.write(`leaf.mjs: ignoring unknown option ${a}${takesValue ? ` ${argv[i + 1]}` : ''}\n`);
-      if (takesValue) i++;
-    } else throw new Error(`unexpected argument ${a}\n${USAGE}`);
-  }
-  return o;
-}
-
-const args = (() => {
-  try {
-    return parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(2);
-  }
-})();
+const args = readArgs({
+  script: 'leaf.mjs',
+  usage: USAGE,
+  common: ['--rounds', '--only', '--quick', '--json', '--no-build', '--edge-bundle'],
+  flags: {
+    '--count': (o, take) => (o.count = take.num()),
+    '--msgs': (o, take) => (o.count = take.num()),
+    '--size': (o, take) => (o.size = take.num(0)),
+    '--requests': (o, take) => (o.requests = take.num(0)),
+  },
+  ignoreUnknown: true,
+});
 
 const plan = {
   rounds: args.rounds ?? (args.quick ? 1 : 3),
@@ -94,85 +60,16 @@ const plan = {
   stallMs: 10_000,
 };
 const kinds = args.only !== undefined ? [args.only] : KINDS;
-const LOG_LIMIT = 256 * 1024;
+// Extra node flags for the nats-edge leaf, e.g. EDGE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+const EDGE_NODE_ARGS = process.env.EDGE_NODE_ARGS ? process.env.EDGE_NODE_ARGS.split(' ') : [];
 
 // ---------------------------------------------------------------------------------------------
 // Servers: a nats-server hub with a leafnode port, a leaf of either kind dialing it.
 
-/**
- * The bundle to measure, copied away from build/ with its source map: the tree is rebuilt by
- * others while this runs, and every round must run the same code.
- */
-function edgeBundle() {
-  if (args.edgeBundle !== undefined) {
-    if (!existsSync(args.edgeBundle)) throw new Error(`--edge-bundle ${args.edgeBundle} does not exist`);
-    return args.edgeBundle;
-  }
-  if (args.build) {
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale'], { cwd: REPO_ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`node scripts/build.mjs --if-stale failed:\n${r.stdout}${r.stderr}`);
-  }
-  if (!existsSync(EDGE_BUNDLE)) throw new Error(`${EDGE_BUNDLE} is missing: run node scripts/build.mjs`);
-  const dir = mkdtempSync(join(tmpdir(), 'bench-leaf-edge-'));
-  copyFileSync(EDGE_BUNDLE, join(dir, 'nats-edge.js'));
-  if (existsSync(`${EDGE_BUNDLE}.map`)) copyFileSync(`${EDGE_BUNDLE}.map`, join(dir, 'nats-edge.js.map'));
-  // better-sqlite3 stays external to the bundle and is resolved beside it.
-  symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  return join(dir, 'nats-edge.js');
-}
-
 /** Spawns `kind` with config file `conf` and waits until its client port answers PING. */
 async function startWithConfig(kind, role, conf, port, httpPort, bundle) {
-  let cmd;
-  let argv;
-  if (kind === 'nats-server') {
-    cmd = NATS_SERVER_BIN;
-    argv = ['-c', conf];
-  } else {
-    cmd = process.execPath;
-    argv = [...(process.env.EDGE_NODE_ARGS ? process.env.EDGE_NODE_ARGS.split(' ') : []), bundle, '-c', conf];
-  }
-  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dirname(conf) });
-  let log = '';
-  const keep = (d) => {
-    log += d.toString();
-    if (log.length > LOG_LIMIT) log = log.slice(-LOG_LIMIT);
-  };
-  proc.stdout.on('data', keep);
-  proc.stderr.on('data', keep);
-  let exit = null;
-  const exited = new Promise((res) => {
-    proc.once('exit', (code, signal) => res((exit = { code, signal })));
-    proc.once('error', (err) => res((exit = { code: null, signal: null, error: err.message })));
-  });
-  const server = {
-    kind: `${kind} (${role})`,
-    port,
-    httpPort,
-    pid: proc.pid,
-    command: [cmd, ...argv].join(' '),
-    alive: () => exit === null,
-    exitInfo: () => exit,
-    logs: () => log,
-    async stop(graceMs = 5000) {
-      if (exit !== null) return exit;
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-      const r = await exited;
-      clearTimeout(timer);
-      return r;
-    },
-  };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (exit !== null) throw new Error(`${server.kind} exited during start (${describeExit(exit)}):\n${tail(log)}`);
-    if (await answersPing(port, 1000)) return server;
-    if (Date.now() > deadline) {
-      await server.stop(0);
-      throw new Error(`${server.kind} did not answer PING on port ${port}:\n${tail(log)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { cmd, args: argv } = serverCommand(kind, ['-c', conf], { nodeArgs: EDGE_NODE_ARGS, bundle });
+  return spawnNatsServer({ kind: `${kind} (${role})`, cmd, args: argv, cwd: dirname(conf), port, httpPort });
 }
 
 /** The hub's /leafz `leafnodes` count, or -1 when it does not answer. */
@@ -278,99 +175,49 @@ function pairWatch(pair) {
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
+/** Waits until the interest of both sides' workers has crossed the link; returns the ms it took. */
+async function crossBothWays(pair, tag, down, up) {
+  const t0 = process.hrtime.bigint();
+  await probeCrossing(pair.hub.port, pair.leaf.port, `bench.${tag}.probe.down`, down);
+  await probeCrossing(pair.leaf.port, pair.hub.port, `bench.${tag}.probe.up`, up);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
 /**
  * Publisher (raw PUB frames) on the leaf's client port, subscriber on the hub's; the publisher
  * keeps within `window` of the subscriber's acks, which travel back hub -> leaf. Rate =
  * messages / (first publish .. subscriber has them all), one clock (CLOCK_MONOTONIC) across processes.
  */
 async function runAcrossLink(pair) {
-  const tag = Math.random().toString(36).slice(2, 8);
-  const subject = `bench.${tag}.data`;
-  const ackPrefix = `bench.${tag}.ack`;
-  const workers = [];
-  let count = 0;
-  try {
-    const sub = new WorkerProc({ role: 'sub', port: pair.hub.port, subject, conns: 1, baseIndex: 0, target: plan.count, ackEvery: plan.ackEvery, ackPrefix });
-    workers.push(sub);
-    sub.onProgress = (m) => (count = m.counts[0]);
-    await sub.next('ready');
-    const pub = new WorkerProc({
-      role: 'pub', port: pair.leaf.port, subject, ackPrefix, subs: 1, total: plan.count, window: plan.window, ackEvery: plan.ackEvery,
-      payloadSize: plan.size, batch: 256,
-    });
-    workers.push(pub);
-    await pub.next('ready');
-    const p0 = process.hrtime.bigint();
-    await probeCrossing(pair.hub.port, pair.leaf.port, `bench.${tag}.probe.down`, 'hub subscriber -> leaf');
-    await probeCrossing(pair.leaf.port, pair.hub.port, `bench.${tag}.probe.up`, "leaf publisher's ack subscription -> hub");
-    const probeMs = Number(process.hrtime.bigint() - p0) / 1e6;
-
-    const dog = watchdog(() => count, plan.stallMs, pairWatch(pair), 'leaf -> hub run');
-    const cpu0 = { leaf: readCpuSeconds(pair.leaf.pid), hub: readCpuSeconds(pair.hub.pid) };
-    pub.send({ cmd: 'start' });
-    let sent;
-    let done;
-    try {
-      [sent, done] = await Promise.race([Promise.all([pub.next('sent'), sub.next('done')]), dog.promise]);
-    } finally {
-      dog.stop();
-    }
-    const cpu1 = { leaf: readCpuSeconds(pair.leaf.pid), hub: readCpuSeconds(pair.hub.pid) };
-    sub.send({ cmd: 'finish' });
-    const final = await sub.next('final');
-    pub.send({ cmd: 'finish' });
-    if (final.counts[0] !== plan.count) throw new Error(`wrong delivery count: expected ${plan.count}, the hub subscriber got ${final.counts[0]}`);
-    const seconds = (done.tDone[0] - sent.t0) / 1e9;
-    return {
-      messages: plan.count,
-      seconds,
-      rate: plan.count / seconds,
-      probeMs,
-      leafCpuCores: (cpu1.leaf - cpu0.leaf) / seconds,
-      hubCpuCores: (cpu1.hub - cpu0.hub) / seconds,
-      publisherCpuCores: sent.cpu / ((sent.tSent - sent.t0) / 1e9),
-      subscriberCpuCores: done.cpu / seconds,
-      errors: final.errors,
-    };
-  } finally {
-    for (const w of workers) w.kill();
-  }
+  let probeMs;
+  const r = await runPubSub({
+    server: pair.leaf, subPort: pair.hub.port, subs: 1, subProcs: 1, total: plan.count, payloadSize: plan.size,
+    window: plan.window, ackEvery: plan.ackEvery, stallMs: plan.stallMs, watch: pairWatch(pair), what: 'leaf -> hub run',
+    otherPids: { hub: pair.hub.pid },
+    beforeStart: async (tag) => {
+      probeMs = await crossBothWays(pair, tag, 'hub subscriber -> leaf', "leaf publisher's ack subscription -> hub");
+    },
+  });
+  return {
+    messages: r.published,
+    seconds: r.seconds,
+    rate: r.rate,
+    probeMs,
+    leafCpuCores: r.serverCpuCores,
+    hubCpuCores: r.otherCpuCores.hub,
+    publisherCpuCores: r.publisherCpuCores,
+    subscriberCpuCores: r.subscriberCpuCores[0],
+    errors: r.errors,
+  };
 }
 
 /** Requester on the leaf, responder on the hub, one request outstanding; latencies in µs. */
-async function requestReplyAcrossLink(pair) {
-  const tag = Math.random().toString(36).slice(2, 8);
-  const subject = `bench.${tag}.req`;
-  const inbox = `_INBOX.${tag}`;
-  const workers = [];
-  try {
-    const responder = new WorkerProc({ role: 'responder', port: pair.hub.port, subject, payloadSize: plan.size });
-    workers.push(responder);
-    await responder.next('ready');
-    const requester = new WorkerProc({
-      role: 'requester', port: pair.leaf.port, subject, inbox, count: plan.requests, warmup: plan.warmup, concurrency: 1, payloadSize: plan.size,
-    });
-    workers.push(requester);
-    let done = 0;
-    requester.onProgress = (m) => (done = m.done);
-    await requester.next('ready');
-    await probeCrossing(pair.hub.port, pair.leaf.port, `bench.${tag}.probe.down`, 'hub responder -> leaf');
-    await probeCrossing(pair.leaf.port, pair.hub.port, `bench.${tag}.probe.up`, "leaf requester's inbox -> hub");
-    const dog = watchdog(() => done, plan.stallMs, pairWatch(pair), 'request/reply across the link');
-    requester.send({ cmd: 'start' });
-    let result;
-    try {
-      result = await Promise.race([requester.next('result'), dog.promise]);
-    } finally {
-      dog.stop();
-    }
-    responder.send({ cmd: 'finish' });
-    requester.send({ cmd: 'finish' });
-    await responder.next('final');
-    return result;
-  } finally {
-    for (const w of workers) w.kill();
-  }
+function requestReplyAcrossLink(pair) {
+  return runRequestReply({
+    server: pair.leaf, responderPort: pair.hub.port, count: plan.requests, warmup: plan.warmup, concurrency: 1, payloadSize: plan.size,
+    stallMs: plan.stallMs, watch: pairWatch(pair), what: 'request/reply across the link',
+    beforeStart: (tag) => crossBothWays(pair, tag, 'hub responder -> leaf', "leaf requester's inbox -> hub"),
+  });
 }
 
 async function runRound(kind, round, bundle) {
@@ -414,9 +261,7 @@ async function runRound(kind, round, bundle) {
         if (!alive) out.errors.push(`${s.kind} died: ${describeExit(exit)}; log tail:\n${tail(s.logs())}`);
       }
       // Warnings and errors the servers logged (slow consumers, link drops) explain odd figures.
-      out.serverLogNotes = [pair.leaf, pair.hub].flatMap((s) =>
-        s.logs().split('\n').filter((l) => /\[(WRN|ERR|FTL)\]|Slow Consumer/.test(l)).slice(0, 10).map((l) => `${s.kind}: ${l}`),
-      );
+      out.serverLogNotes = [pair.leaf, pair.hub].flatMap((s) => logNotes(s, 10).map((l) => `${s.kind}: ${l}`));
     }
     rmSync(dir, { recursive: true, force: true });
   }
@@ -445,54 +290,16 @@ function roundLine(r) {
   return `round ${r.round} ${`${r.kind} leaf`.padEnd(16)} (load ${fmtFixed(r.loadavg, 1)}) ${parts.join(' | ')}`;
 }
 
-function summarize(results) {
-  const rows = [];
-  const summary = {};
-  for (const m of METRICS) {
-    const med = {};
-    for (const k of kinds) med[k] = median(results[k].map(m.get).filter((x) => x !== undefined));
-    const ratio = kinds.length === 2 ? med['nats-edge'] / med['nats-server'] : NaN;
-    let verdict = '';
-    if (m.target !== undefined) verdict = Number.isFinite(ratio) ? (ratio >= m.target.ratioMin ? 'PASS' : 'FAIL') : 'n/a';
-    summary[m.key] = { ...med, ratio, target: m.target?.text, verdict };
-    rows.push([
-      m.key,
-      kinds.includes('nats-server') ? m.fmt(med['nats-server']) : '-',
-      kinds.includes('nats-edge') ? m.fmt(med['nats-edge']) : '-',
-      Number.isFinite(ratio) ? ratio.toFixed(2) : '-',
-      m.target ? `${m.target.text} ${verdict}` : '',
-    ]);
-  }
-  return { rows, summary };
-}
-
-function machineFacts() {
-  let natsServer = 'not found';
-  try {
-    natsServer = execFileSync(NATS_SERVER_BIN, ['--version'], { encoding: 'utf8' }).trim();
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    natsServer,
-    loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
-    command: `node scripts/bench/leaf.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  };
-}
-
 async function main() {
-  const facts = machineFacts();
+  const facts = machineFacts('leaf.mjs');
   let bundle;
   if (kinds.includes('nats-edge')) {
-    bundle = edgeBundle();
-    const st = statSync(bundle);
-    facts.edgeBundle = { path: bundle, bytes: st.size, mtime: st.mtime.toISOString() };
+    bundle = prepareEdgeBundle({ given: args.edgeBundle, build: args.build, prefix: 'bench-leaf-edge-' });
+    facts.edgeBundle = bundle.facts;
   }
   console.log(`nats-edge leafnode benchmark, ${facts.date}`);
-  console.log(`machine: ${facts.nproc} CPUs (${facts.cpu}), load average ${facts.loadavgAtStart.join(' ')}; node ${facts.node}; ${facts.natsServer}`);
-  if (facts.edgeBundle) console.log(`bundle: ${bundle}, ${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime}`);
+  console.log(machineLine(facts));
+  if (facts.edgeBundle) console.log(`bundle: ${bundle.path}, ${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime}`);
   console.log(
     `servers: hub = nats-server (leafnodes { port }); leaf = ${kinds.join(', then ')}, each started with -c conf and ` +
       'leafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:HUBLEAFPORT" } ] }; a fresh hub and leaf per measurement, ' +
@@ -515,7 +322,7 @@ async function main() {
     const order = round % 2 === 1 ? kinds : [...kinds].reverse();
     for (const kind of order) {
       if (gaveUp.has(kind)) continue;
-      const r = await runRound(kind, round, bundle);
+      const r = await runRound(kind, round, bundle?.path);
       results[kind].push(r);
       console.log(roundLine(r));
       for (const e of r.errors) console.log(`  ! ${kind}: ${e.replace(/\n/g, '\n    ')}`);
@@ -527,7 +334,7 @@ async function main() {
     }
   }
 
-  const { rows, summary } = summarize(results);
+  const { rows, summary } = summarizeAgainstNatsServer(METRICS, results, kinds);
   console.log(`\nsummary (medians over the rounds; ratio = nats-edge / nats-server):`);
   console.log(textTable(['metric (median of rounds)', 'nats-server leaf', 'nats-edge leaf', 'edge/nats-server', 'target'], rows));
 
@@ -535,8 +342,7 @@ async function main() {
     writeFileSync(args.json, JSON.stringify({ facts, plan, kinds, results, summary }, null, 2));
     console.log(`\nwrote ${args.json}`);
   }
-  // The copy made by edgeBundle() (not a bundle given with --edge-bundle) is no longer needed.
-  if (bundle !== undefined && args.edgeBundle === undefined) rmSync(dirname(bundle), { recursive: true, force: true });
+  bundle?.dispose();
   const failed = kinds.some((k) => results[k].length === 0 || results[k].some((r) => r.errors.length > 0));
   if (failed) console.log('\nFAILED: see the ! lines above');
   process.exitCode = failed ? 1 : 0;

@@ -6,10 +6,13 @@
 //   node scripts/bench/mqtt.mjs [--rounds N] [--only KIND[,KIND]] [--quick] [--json out.json]
 //                               [--markdown out.md] [--cpu-prof DIR] [--no-build] [--edge-bundle FILE]
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { EDGE_BUNDLE, NATS_SERVER_BIN, REPO_ROOT, describeExit, tail } from './lib/server.mjs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, describeExit, tail } from './lib/server.mjs';
+import { prepareEdgeBundle } from './lib/bundle.mjs';
+import { readArgs } from './lib/cli.mjs';
+import { machineFacts as baseFacts } from './lib/report.mjs';
 import { readPeakRss } from './lib/rss.mjs';
 import { median, fmtInt, fmtFixed, textTable, markdownTable } from './lib/stats.mjs';
 import { newestProfile, selfTimes } from './lib/cpuprof.mjs';
@@ -34,56 +37,26 @@ const USAGE = `usage: node scripts/bench/mqtt.mjs [options]
 Other options are ignored with a warning (npm run bench passes its flags to every script).
 `;
 
-function parseArgs(argv) {
-  const o = { build: true };
-  const num = (i) => {
-    const v = Number(argv[i]);
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${argv[i - 1]} needs a positive integer, got ${argv[i]}`);
-    return v;
-  };
-  const str = (i) => {
-    if (argv[i] === undefined) throw new Error(`${argv[i - 1]} needs a value`);
-    return argv[i];
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--rounds') o.rounds = num(++i);
-    else if (a === '--only') {
-      o.only = str(++i)
+const args = readArgs({
+  script: 'mqtt.mjs',
+  usage: USAGE,
+  common: ['--rounds', '--quick', '--json', '--markdown', '--cpu-prof', '--no-build', '--edge-bundle'],
+  flags: {
+    '--only': (o, take) => {
+      o.only = take
+        .str()
         .split(',')
         .map((k) => (k === 'edge' ? 'nats-edge' : k));
       for (const k of o.only) if (!MQTT_KINDS.includes(k)) throw new Error(`--only takes ${MQTT_KINDS.join(', ')} or edge, got ${k}`);
-    } else if (a === '--quick') o.quick = true;
-    else if (a === '--json') o.json = str(++i);
-    else if (a === '--markdown') o.markdown = str(++i);
-    else if (a === '--cpu-prof') o.cpuProf = str(++i);
-    else if (a === '--no-build') o.build = false;
-    else if (a === '--edge-bundle') o.edgeBundle = str(++i);
-    else if (a === '--qos0') o.qos0 = num(++i);
-    else if (a === '--qos1') o.qos1 = num(++i);
-    else if (a === '--sensors') o.sensors = num(++i);
-    else if (a === '--seconds') o.seconds = num(++i);
-    else if (a === '--clients') o.clients = num(++i);
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('--')) {
-      const takesValue = argv[i + 1] !== undefined && !argv[i + 1].startsWith('--');
-      process.stderr.write(`mqtt.mjs: ignoring unknown option ${a}${takesValue ? ` ${argv[i + 1]}` : ''}\n`);
-      if (takesValue) i++;
-    } else throw new Error(`unexpected argument ${a}\n${USAGE}`);
-  }
-  return o;
-}
-
-const args = (() => {
-  try {
-    return parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(2);
-  }
-})();
+    },
+    '--qos0': (o, take) => (o.qos0 = take.num()),
+    '--qos1': (o, take) => (o.qos1 = take.num()),
+    '--sensors': (o, take) => (o.sensors = take.num()),
+    '--seconds': (o, take) => (o.seconds = take.num()),
+    '--clients': (o, take) => (o.clients = take.num()),
+  },
+  ignoreUnknown: true,
+});
 
 const PAYLOAD = 128;
 const plan = {
@@ -125,40 +98,7 @@ function pkgVersion(name) {
 }
 
 function machineFacts() {
-  return {
-    date: new Date().toISOString(),
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    natsServer: version(NATS_SERVER_BIN, ['--version']),
-    mosquitto: version(MOSQUITTO_BIN, ['-h']),
-    aedes: pkgVersion('aedes'),
-    mqttPacket: pkgVersion('mqtt-packet'),
-    loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
-    command: `node scripts/bench/mqtt.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  };
-}
-
-/**
- * The bundle to measure, copied away from build/ with its source map: another session may
- * rebuild build/nats-edge.js while this runs, and each round must run the same code.
- */
-function edgeBundle() {
-  if (args.edgeBundle !== undefined) {
-    if (!existsSync(args.edgeBundle)) throw new Error(`--edge-bundle ${args.edgeBundle} does not exist`);
-    return args.edgeBundle;
-  }
-  if (args.build) {
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale'], { cwd: REPO_ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`node scripts/build.mjs --if-stale failed:\n${r.stdout}${r.stderr}`);
-  }
-  if (!existsSync(EDGE_BUNDLE)) throw new Error(`${EDGE_BUNDLE} is missing: run node scripts/build.mjs`);
-  const dir = mkdtempSync(join(tmpdir(), 'bench-edge-'));
-  copyFileSync(EDGE_BUNDLE, join(dir, 'nats-edge.js'));
-  if (existsSync(`${EDGE_BUNDLE}.map`)) copyFileSync(`${EDGE_BUNDLE}.map`, join(dir, 'nats-edge.js.map'));
-  // better-sqlite3 stays external to the bundle and is resolved beside it.
-  symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  return join(dir, 'nats-edge.js');
+  return { ...baseFacts('mqtt.mjs'), mosquitto: version(MOSQUITTO_BIN, ['-h']), aedes: pkgVersion('aedes'), mqttPacket: pkgVersion('mqtt-packet') };
 }
 
 const KB = 1024;
@@ -314,13 +254,12 @@ async function main() {
   const facts = machineFacts();
   let bundle;
   if (hasEdge) {
-    bundle = edgeBundle();
-    const st = statSync(bundle);
-    facts.edgeBundle = { path: bundle, bytes: st.size, mtime: st.mtime.toISOString() };
+    bundle = prepareEdgeBundle({ given: args.edgeBundle, build: args.build, prefix: 'bench-edge-' });
+    facts.edgeBundle = bundle.facts;
   }
   console.log(`nats-edge MQTT benchmark, ${facts.date}`);
   console.log(`machine: ${facts.nproc} CPUs (${facts.cpu}), load average ${facts.loadavgAtStart.join(' ')}; node ${facts.node}`);
-  console.log(`brokers: ${facts.mosquitto}; ${facts.natsServer} (JetStream on, mqtt listener); aedes ${facts.aedes}; nats-edge ${facts.edgeBundle ? `${bundle} (${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime})` : '-'}`);
+  console.log(`brokers: ${facts.mosquitto}; ${facts.natsServer} (JetStream on, mqtt listener); aedes ${facts.aedes}; nats-edge ${facts.edgeBundle ? `${bundle.path} (${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime})` : '-'}`);
   console.log(`${plan.rounds} round(s), a fresh broker per round, the brokers alternating within each round: ${kinds.join(', ')}`);
   console.log(
     `load: raw sockets, MQTT 3.1.1 packets encoded once with mqtt-packet ${facts.mqttPacket} and written as bytes, PUBLISH counted by scanning fixed headers; ` +
@@ -339,7 +278,7 @@ async function main() {
     for (const kind of order) {
       let r;
       try {
-        r = await runRound(kind, round, bundle);
+        r = await runRound(kind, round, bundle?.path);
       } catch (err) {
         r = { kind, round, errors: [`start: ${err.message}`] };
       }
@@ -358,7 +297,7 @@ async function main() {
   let profile;
   if (args.cpuProf !== undefined && hasEdge) {
     try {
-      profile = await profileEdge(args.cpuProf, bundle);
+      profile = await profileEdge(args.cpuProf, bundle.path);
       console.log(`\nnats-edge CPU profile during QoS 1 1->1 (${fmtInt(profile.run.rate)} msg/s under --cpu-prof), ${profile.file}`);
       console.log(`${fmtFixed(profile.totalMs / 1000, 2)} s sampled, ${fmtFixed(profile.idleMs / 1000, 2)} s of it idle; top self time (share of busy time):`);
       console.log(textTable(['function', 'self ms', 'share'], profile.rows.slice(0, 15).map((r) => [r.fn, fmtFixed(r.ms, 0), `${(r.share * 100).toFixed(1)}%`])));
@@ -380,8 +319,7 @@ async function main() {
     writeFileSync(args.markdown, md.join('\n'));
     console.log(`wrote ${args.markdown}`);
   }
-  // The copy made by edgeBundle() (not a bundle given with --edge-bundle) is no longer needed.
-  if (bundle !== undefined && args.edgeBundle === undefined) rmSync(dirname(bundle), { recursive: true, force: true });
+  bundle?.dispose();
   const failed = kinds.some((k) => results[k].some((r) => r.errors.length > 0));
   process.exitCode = failed ? 1 : 0;
 }

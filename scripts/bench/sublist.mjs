@@ -9,7 +9,8 @@ import { importTs } from '../lib/import-ts.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // The first argument that is not a --flag (run-all.mjs passes its flags through).
-const N = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 100_000);
+// The subscription count is the first bare number; run-all's shared flags (--json FILE...) are not it.
+const N = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 100_000);
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');

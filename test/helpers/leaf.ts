@@ -6,13 +6,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { createInbox, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import {
   freePort,
   makeTempDir,
   monitor,
+  probeAccept,
+  probeInfo,
   startServer,
   stopAllServers,
   within,
@@ -178,35 +179,6 @@ class HubProcess implements Hub {
   }
 }
 
-function probeInfo(port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolveProbe) => {
-    const sock = tcpConnect({ host: HOST, port });
-    let buf = '';
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolveProbe(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      if (buf.includes('\n')) done(buf.startsWith('INFO '));
-    });
-    sock.on('error', () => done(false));
-    sock.on('close', () => done(false));
-  });
-}
-
-function probeAccept(port: number): Promise<boolean> {
-  return new Promise((resolveProbe) => {
-    const sock = tcpConnect({ host: HOST, port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolveProbe(true);
-    });
-    sock.once('error', () => resolveProbe(false));
-  });
-}
 
 /**
  * Starts a nats-server hub on free client, monitoring and leafnode ports (all on 127.0.0.1, so

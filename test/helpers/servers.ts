@@ -178,7 +178,7 @@ function commandFor(kind: ServerKind, nodeArgs: string[]): { cmd: string; pre: s
 }
 
 /** Connects and reads until the INFO line is complete. */
-function probeInfo(port: number, timeoutMs: number): Promise<boolean> {
+export function probeInfo(port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolveProbe) => {
     const sock = tcpConnect({ host: HOST, port });
     let buf = '';
@@ -197,7 +197,8 @@ function probeInfo(port: number, timeoutMs: number): Promise<boolean> {
   });
 }
 
-function probeAccept(port: number): Promise<boolean> {
+/** True once something accepts TCP connections on `port`. */
+export function probeAccept(port: number): Promise<boolean> {
   return new Promise((resolveProbe) => {
     const sock = tcpConnect({ host: HOST, port });
     sock.once('connect', () => {

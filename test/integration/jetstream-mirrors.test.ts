@@ -506,7 +506,9 @@ describe.each(serverKinds())('jetstream mirrors and sources: %s', (kind: ServerK
     expectOk(await create({ name: 'LS', sources: [{ name: 'LATE' }] }));
     const waiting = await pollUntil(() => info('LM'), (i) => i.mirror?.error !== undefined);
     expect(waiting.mirror).toMatchObject({ name: 'LATE', lag: 0, active: -1, error: { code: 404, err_code: 10059, description: 'stream not found' } });
-    expect((await info('LS')).sources?.[0]).toMatchObject({ name: 'LATE', error: { err_code: 10059 } });
+    // The source's own retry may report a moment after the mirror's.
+    const source = await pollUntil(() => info('LS'), (i) => i.sources?.[0]?.error !== undefined);
+    expect(source.sources?.[0]).toMatchObject({ name: 'LATE', error: { err_code: 10059 } });
     await jsm.streams.add({ name: 'LATE', subjects: ['late.>'] });
     await js.publish('late.a', 'l1');
     await js.publish('late.a', 'l2');

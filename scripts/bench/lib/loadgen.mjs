@@ -89,9 +89,14 @@ export function watchdog(progress, stallMs, server, what) {
  * Subscribers are spread over `subProcs` processes. Rate = deliveries counted by the
  * subscribers / (last subscriber done - first publish), in one clock (hrtime is CLOCK_MONOTONIC,
  * the same in every process).
+ * All connect to `server` unless opts.subPort puts the subscribers elsewhere (the far side of a
+ * leaf link); opts.beforeStart(tag) runs once every worker is ready (e.g. to wait until the
+ * interest has crossed the link); opts.watch replaces `server` for the stall watchdog;
+ * opts.otherPids ({ name: pid }) adds those processes' CPU as `otherCpuCores`.
  */
 export async function runPubSub(opts) {
   const { server, subs, total } = opts;
+  const otherPids = Object.entries(opts.otherPids ?? {});
   const subProcs = Math.min(opts.subProcs ?? subs, subs);
   const ackEvery = opts.ackEvery ?? 1000;
   const window = Math.max(opts.window ?? 20_000, ackEvery * 4);
@@ -104,7 +109,7 @@ export async function runPubSub(opts) {
     let base = 0;
     for (let p = 0; p < subProcs; p++) {
       const n = Math.floor(subs / subProcs) + (p < subs % subProcs ? 1 : 0);
-      const w = new WorkerProc({ role: 'sub', port: server.port, subject, conns: n, baseIndex: base, target: total, ackEvery, ackPrefix });
+      const w = new WorkerProc({ role: 'sub', port: opts.subPort ?? server.port, subject, conns: n, baseIndex: base, target: total, ackEvery, ackPrefix });
       const offset = base;
       w.onProgress = (m) => m.counts.forEach((c, i) => (counts[offset + i] = c));
       for (let i = 0; i < n; i++) counts[base + i] = 0;
@@ -119,10 +124,12 @@ export async function runPubSub(opts) {
     });
     workers.push(pub);
     await pub.next('ready');
+    await opts.beforeStart?.(tag);
 
-    const dog = watchdog(() => counts.reduce((a, b) => a + b, 0), opts.stallMs ?? 10_000, server, `${subs}-subscriber run`);
+    const dog = watchdog(() => counts.reduce((a, b) => a + b, 0), opts.stallMs ?? 10_000, opts.watch ?? server, opts.what ?? `${subs}-subscriber run`);
     const cpu0 = readCpuSeconds(server.pid);
     const wait0 = readRunqueueWaitSeconds(server.pid);
+    const others0 = otherPids.map(([, pid]) => readCpuSeconds(pid));
     pub.send({ cmd: 'start' });
     let sent;
     let dones;
@@ -136,6 +143,7 @@ export async function runPubSub(opts) {
     }
     const cpu1 = readCpuSeconds(server.pid);
     const wait1 = readRunqueueWaitSeconds(server.pid);
+    const others1 = otherPids.map(([, pid]) => readCpuSeconds(pid));
     for (const w of subWorkers) w.send({ cmd: 'finish' });
     const finals = await Promise.all(subWorkers.map((w) => w.next('final')));
     pub.send({ cmd: 'finish' });
@@ -160,6 +168,7 @@ export async function runPubSub(opts) {
       // Generator processes' own CPU, to tell a saturated generator from a saturated server.
       publisherCpuCores: sent.cpu / ((sent.tSent - sent.t0) / 1e9),
       subscriberCpuCores: dones.map((d) => d.cpu / seconds),
+      ...(otherPids.length > 0 && { otherCpuCores: Object.fromEntries(otherPids.map(([name], i) => [name, (others1[i] - others0[i]) / seconds])) }),
       errors: finals.flatMap((f) => f.errors),
     };
   } finally {
@@ -169,7 +178,9 @@ export async function runPubSub(opts) {
 
 /**
  * One responder, one requester with `concurrency` requests outstanding; `warmup` requests
- * first, not counted. Latencies in microseconds.
+ * first, not counted. Latencies in microseconds. Both connect to `server` unless
+ * opts.responderPort puts the responder elsewhere; opts.beforeStart, opts.watch and opts.what
+ * as for runPubSub.
  */
 export async function runRequestReply(opts) {
   const { server } = opts;
@@ -177,7 +188,7 @@ export async function runRequestReply(opts) {
   const subject = `bench.${tag}.req`;
   const workers = [];
   try {
-    const responder = new WorkerProc({ role: 'responder', port: server.port, subject, payloadSize: opts.payloadSize });
+    const responder = new WorkerProc({ role: 'responder', port: opts.responderPort ?? server.port, subject, payloadSize: opts.payloadSize });
     workers.push(responder);
     await responder.next('ready');
     const requester = new WorkerProc({
@@ -188,7 +199,8 @@ export async function runRequestReply(opts) {
     let done = 0;
     requester.onProgress = (m) => (done = m.done);
     await requester.next('ready');
-    const dog = watchdog(() => done, opts.stallMs ?? 10_000, server, `request/reply (concurrency ${opts.concurrency ?? 1})`);
+    await opts.beforeStart?.(tag);
+    const dog = watchdog(() => done, opts.stallMs ?? 10_000, opts.watch ?? server, opts.what ?? `request/reply (concurrency ${opts.concurrency ?? 1})`);
     const cpu0 = readCpuSeconds(server.pid);
     requester.send({ cmd: 'start' });
     let result;

@@ -45,26 +45,27 @@ export async function answersPing(port, timeoutMs = 2000) {
 }
 
 /**
- * Spawns `kind` with `-p PORT -m HTTPPORT` (no config) and waits until it answers PING.
- * opts.nodeArgs: extra node flags for nats-edge (e.g. --cpu-prof).
+ * The command line that runs server `kind` with `flags`: nats-server as is, nats-edge as
+ * `node [nodeArgs] BUNDLE flags` (nodeArgs: extra node flags such as --cpu-prof).
  */
-export async function startServer(kind, opts = {}) {
-  const port = opts.port ?? (await freePort());
-  const httpPort = opts.httpPort ?? (await freePort());
-  const flags = ['-p', String(port), '-m', String(httpPort)];
-  let cmd;
-  let args;
-  if (kind === 'nats-server') {
-    cmd = NATS_SERVER_BIN;
-    args = flags;
-  } else if (kind === 'nats-edge') {
-    if (!existsSync(EDGE_BUNDLE)) throw new Error(`${EDGE_BUNDLE} is missing: run node scripts/build.mjs`);
-    cmd = process.execPath;
-    args = [...(opts.nodeArgs ?? []), EDGE_BUNDLE, ...flags];
-  } else {
-    throw new Error(`unknown server kind ${kind}`);
+export function serverCommand(kind, flags, { nodeArgs = [], bundle = EDGE_BUNDLE } = {}) {
+  if (kind === 'nats-server') return { cmd: NATS_SERVER_BIN, args: flags };
+  if (kind === 'nats-edge') {
+    if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run node scripts/build.mjs`);
+    return { cmd: process.execPath, args: [...nodeArgs, bundle, ...flags] };
   }
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO_ROOT });
+  throw new Error(`unknown server kind ${kind}`);
+}
+
+/**
+ * Spawns `cmd args` in `cwd`, keeps the tail of its output and polls `ready()` every `pollMs`
+ * until it resolves true: the life cycle every server under test shares. Throws when the
+ * process exits first or `readyTimeoutMs` passes (it is killed then; `notReady` says what it
+ * did not do). Returns { kind, pid, command, alive(), exitInfo(), logs(), stop(graceMs, signal) };
+ * stop sends `signal` (SIGTERM), then SIGKILL after `graceMs`, and resolves to the exit record.
+ */
+export async function spawnServer({ kind, cmd, args, cwd, ready, notReady, readyTimeoutMs = 15_000, pollMs = 50, graceMs = 5000 }) {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let log = '';
   const keep = (d) => {
     log += d.toString();
@@ -84,36 +85,56 @@ export async function startServer(kind, opts = {}) {
     });
   });
 
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (exit !== null) throw new Error(`${kind} exited during start (${describeExit(exit)}):\n${tail(log)}`);
-    if (await answersPing(port, 1000)) break;
+    if (await ready()) break;
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error(`${kind} did not answer PING on port ${port}:\n${tail(log)}`);
+      await exited;
+      throw new Error(`${kind} ${notReady}:\n${tail(log)}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 
   return {
     kind,
-    port,
-    httpPort,
     pid: proc.pid,
     command: [cmd, ...args].join(' '),
     alive: () => exit === null,
     exitInfo: () => exit,
     logs: () => log,
-    /** SIGTERM, then SIGKILL after `graceMs`; resolves to the exit record. */
-    async stop(graceMs = 5000) {
+    async stop(stopGraceMs = graceMs, signal = 'SIGTERM') {
       if (exit !== null) return exit;
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), stopGraceMs);
       const r = await exited;
       clearTimeout(timer);
       return r;
     },
   };
+}
+
+/** spawnServer for a NATS server: ready once its client `port` answers PING; the handle carries `port` and `httpPort`. */
+export async function spawnNatsServer({ port, httpPort, ...opts }) {
+  const server = await spawnServer({ ...opts, ready: () => answersPing(port, 1000), notReady: `did not answer PING on port ${port}` });
+  return { ...server, port, httpPort };
+}
+
+/**
+ * Spawns `kind` with `-p PORT -m HTTPPORT` (no config) and waits until it answers PING.
+ * opts.nodeArgs: extra node flags for nats-edge (e.g. --cpu-prof).
+ */
+export async function startServer(kind, opts = {}) {
+  const port = opts.port ?? (await freePort());
+  const httpPort = opts.httpPort ?? (await freePort());
+  const { cmd, args } = serverCommand(kind, ['-p', String(port), '-m', String(httpPort)], { nodeArgs: opts.nodeArgs });
+  return spawnNatsServer({ kind, cmd, args, cwd: opts.cwd ?? REPO_ROOT, port, httpPort, readyTimeoutMs: opts.readyTimeoutMs });
+}
+
+/** The lines of `server`'s log that explain odd figures: warnings, errors, slow consumers. */
+export function logNotes(server, max = 20) {
+  return server.logs().split('\n').filter((l) => /\[(WRN|ERR|FTL)\]|Slow Consumer/.test(l)).slice(0, max);
 }
 
 export function describeExit(e) {
