@@ -8,8 +8,9 @@
  * in it. So data is also held back once more than a window of it is unconfirmed by the hub: a
  * PING goes after every stretch of data, and its PONG (the hub answers PINGs in order, after
  * reading everything before them) confirms the bytes before it. The window follows the
- * confirmed rate (a quarter second's worth, doubled), so a PONG never waits behind more than
- * about half a second of data, whatever the uplink's speed.
+ * confirmed rate: what the link carries in one round trip plus a quarter second, doubled so it
+ * can grow. A PONG then waits behind about a round trip plus half a second of data, whatever
+ * the uplink's speed, and a long round trip (a satellite link) still gets its full rate.
  *
  * Messages are assembled in fixed-size slabs and written once per event-loop turn. Every byte
  * of the data lane is numbered (`queuedOffset`); `flushedOffset` says how far the socket has
@@ -21,11 +22,11 @@ import type { MemoryBudget } from '../core/budget.js';
 const SLAB = 64 * 1024;
 /** Data handed to the socket beyond what it has written: kept small so control can overtake. */
 const SOCKET_HIGH_WATER = 128 * 1024;
-/** A marker PING after at most this much data. */
+/** A marker PING once at least this much data was handed over since the last one. */
 const MARK_EVERY = 64 * 1024;
 const MIN_WINDOW = 256 * 1024;
 const MAX_WINDOW = 8 * 1024 * 1024;
-/** The window holds this long at the confirmed rate, times two so it can grow. */
+/** Beyond a round trip, the window holds this long at the confirmed rate (times two, to grow). */
 const WINDOW_MS = 250;
 const RATE_SAMPLE_MS = 200;
 
@@ -35,6 +36,8 @@ export type PingTag = 'data' | 'keepalive' | 'sync';
 interface Marker {
   offset: number;
   tag: PingTag;
+  /** When it was written (clock ms). */
+  at: number;
 }
 
 export interface LinkSocket {
@@ -68,17 +71,21 @@ export class LinkWriter {
   private lastMark = 0;
   private rateAt = 0;
   private rateOffset = 0;
+  /** Shortest PING round trip seen: the link's own latency, without queueing. */
+  private minRtt = Infinity;
   private scheduled = false;
   private closed = false;
   private readonly afterControl = (): void => {
     if (this.waiting > 0 && !this.closed) this.flush();
   };
-  /** Called after the socket took more data (flushedOffset moved). */
+  /** Called when the socket took more data (flushedOffset) or a PONG arrived (confirmedOffset may move). */
   onProgress: (() => void) | null = null;
 
   constructor(
     private readonly socket: LinkSocket,
     private readonly budget: MemoryBudget,
+    /** Monotonic milliseconds (a wall clock can step when a board without RTC gets its time). */
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   /** Data bytes not yet written by the socket (queued here or inside it). */
@@ -109,13 +116,15 @@ export class LinkWriter {
     const m = this.markers.shift();
     if (m === undefined) return null;
     if (m.offset > this.confirmedOffset) this.confirmedOffset = m.offset;
-    const now = Date.now();
+    const now = this.clock();
+    if (now - m.at < this.minRtt) this.minRtt = now - m.at;
     if (this.rateAt === 0) {
       this.rateAt = now;
       this.rateOffset = this.confirmedOffset;
     } else if (now - this.rateAt >= RATE_SAMPLE_MS) {
       const rate = (this.confirmedOffset - this.rateOffset) / (now - this.rateAt);
-      this.window = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, Math.round(2 * rate * WINDOW_MS)));
+      const span = WINDOW_MS + (this.minRtt === Infinity ? 0 : this.minRtt);
+      this.window = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, Math.round(2 * rate * span)));
       this.rateAt = now;
       this.rateOffset = this.confirmedOffset;
     }
@@ -184,7 +193,10 @@ export class LinkWriter {
     if (this.closed) return;
     const sock = this.socket;
     if (this.control !== '') {
-      for (const tag of this.controlPings) this.markers.push({ offset: this.handedOffset, tag });
+      if (this.controlPings.length > 0) {
+        const at = this.clock();
+        for (const tag of this.controlPings) this.markers.push({ offset: this.handedOffset, tag, at });
+      }
       this.controlPings = [];
       // Control lines may fill the socket themselves: when they leave, data waiting here goes next.
       sock.write(this.control, this.afterControl);
@@ -220,7 +232,7 @@ export class LinkWriter {
     // A marker after a stretch of data, and after the last of a burst, so it gets confirmed.
     if (upTo - this.lastMark >= MARK_EVERY || this.waiting === 0) {
       this.lastMark = upTo;
-      this.markers.push({ offset: upTo, tag: 'data' });
+      this.markers.push({ offset: upTo, tag: 'data', at: this.clock() });
       sock.write(PING);
     }
     sock.uncork();
