@@ -57,17 +57,26 @@ const enum State {
   Closed,
 }
 
-/** A property (or a user property's name or value) that mqtt-packet decoded as null. */
-function hasNullProps(props: object | undefined): boolean {
+/**
+ * A property (or a user property's name or value) that mqtt-packet decoded as null, or a UTF-8
+ * string property holding U+0000 or bytes that are not UTF-8 (decoded as U+FFFD): both make the
+ * packet malformed (MQTT 5 §1.5.4), and mqtt-packet checks neither.
+ */
+function malformedProps(props: object | undefined): boolean {
   if (props === undefined || props === null) return false;
   for (const v of Object.values(props) as unknown[]) {
     if (v === null) return true;
-    if (typeof v === 'object' && !Buffer.isBuffer(v) && !Array.isArray(v)) {
-      for (const u of Object.values(v as Record<string, unknown>)) {
-        if (u === null || (Array.isArray(u) && u.some((x) => x === null))) return true;
+    if (typeof v === 'string') {
+      if (badString(v)) return true;
+    } else if (Array.isArray(v)) {
+      for (const x of v as unknown[]) if (x === null || (typeof x === 'string' && badString(x))) return true;
+    } else if (typeof v === 'object' && !Buffer.isBuffer(v)) {
+      for (const [name, u] of Object.entries(v as Record<string, unknown>)) {
+        if (badString(name) || u === null) return true;
+        if (typeof u === 'string' && badString(u)) return true;
+        if (Array.isArray(u) && u.some((x) => x === null || (typeof x === 'string' && badString(x)))) return true;
       }
     }
-    if (Array.isArray(v) && v.some((x) => x === null)) return true;
   }
   return false;
 }
@@ -281,9 +290,10 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
   private onPacket(p: Packet): void {
     if (this.state === State.Closed) return;
     // mqtt-packet turns a property string or binary that runs past the packet into null without
-    // an error; such a packet (CONNECT with a will included) is malformed and must go no further.
+    // an error, and takes any bytes as UTF-8; such a packet (CONNECT with a will included) is
+    // malformed and must go no further.
     const withProps = p as { properties?: object; will?: { properties?: object } };
-    if (hasNullProps(withProps.properties) || hasNullProps(withProps.will?.properties)) {
+    if (malformedProps(withProps.properties) || malformedProps(withProps.will?.properties)) {
       this.close('Parse Error', 0x81);
       return;
     }

@@ -382,6 +382,35 @@ const CASES: BadCase[] = [
     silent: ['mosquitto'],
   },
   {
+    // User Property (0x26): name "k", value "a<U+0000>b".
+    name: 'U+0000 in a user property value',
+    versions: [5],
+    connected: true,
+    send: () => [publish5('a', hex('26 0001 6b 0003 610062'))],
+    outcome: 'close',
+    v5Codes: [0x81, 0x82],
+    silent: ['mosquitto'],
+  },
+  {
+    name: 'invalid UTF-8 (FF) in a user property name',
+    versions: [5],
+    connected: true,
+    send: () => [publish5('a', hex('26 0002 ff6b 0001 76'))],
+    outcome: 'close',
+    v5Codes: [0x81, 0x82],
+    silent: ['mosquitto'],
+  },
+  {
+    // Content Type (0x03) "a<U+0000>".
+    name: 'U+0000 in a Content Type',
+    versions: [5],
+    connected: true,
+    send: () => [publish5('a', hex('03 0002 6100'))],
+    outcome: 'close',
+    v5Codes: [0x81, 0x82],
+    silent: ['mosquitto'],
+  },
+  {
     name: 'unknown property id 0x7f',
     versions: [5],
     connected: true,
