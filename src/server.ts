@@ -378,6 +378,14 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       c.applyLimits(next.maxControlLine, next.maxPayload);
       c.reauthenticate(c.type === 'websocket' ? wsAuth : this.auth);
     }
+    const mqttBlock = next.blocks.mqtt;
+    if (this.mqtt !== null && mqttBlock !== undefined) {
+      try {
+        this.mqtt.reload(parseMqttConfig(mqttBlock, next), next);
+      } catch (err) {
+        this.log.error(`Reload: mqtt: ${(err as Error).message}; MQTT clients keep their authorization`);
+      }
+    }
     if (JSON.stringify(prev.blocks.leafnodes?.value) !== JSON.stringify(next.blocks.leafnodes?.value)) {
       this.log.warn('Reload: leafnodes changes take effect at the next restart; the running links are kept');
     }

@@ -76,7 +76,7 @@ export class MqttBroker implements SessionHost {
   private readonly sessions = new Map<string, MqttSession>();
   private readonly conns = new Map<number, MqttConnection>();
   private readonly wills = new Map<string, { due: number; will: WillMessage; perms: CompiledPermissions | undefined }>();
-  private readonly ownAuth: Authenticator | null;
+  private ownAuth: Authenticator | null;
   private readonly replies: MqttReplies;
   private timer: NodeJS.Timeout | null = null;
   private droppedQueued = 0;
@@ -94,22 +94,17 @@ export class MqttBroker implements SessionHost {
     this.store = new SessionStore(host, onError);
     this.retained = new RetainedStore(host, onError);
     this.replies = new MqttReplies(ctx.nextCid(), ctx.router, (topic, subject, corr, answer) => this.republishAnswer(topic, subject, corr, answer));
-    const o = ctx.options();
-    if (opts.authorization !== undefined) {
-      const a = opts.authorization;
-      this.ownAuth = new Authenticator({
-        authorization: {
-          timeoutMs: a.timeoutMs,
-          ...(a.user !== undefined ? { user: a.user } : {}),
-          ...(a.password !== undefined ? { password: a.password } : {}),
-          ...(a.token !== undefined ? { token: a.token } : {}),
-        },
-      });
-    } else if (opts.noAuthUser !== undefined) {
-      this.ownAuth = new Authenticator({ ...(o.authorization !== undefined ? { authorization: o.authorization } : {}), noAuthUser: opts.noAuthUser });
-    } else {
-      this.ownAuth = null;
-    }
+    this.ownAuth = mqttAuthenticator(opts, ctx.options());
+  }
+
+  /**
+   * A config reload (SIGHUP): the mqtt block's own credentials are rebuilt from `next` (the
+   * server-wide users are read through ctx at each check), then every connected client is checked
+   * again: one whose credentials no longer pass is closed, the others get the new permissions.
+   */
+  reload(next: MqttOptions, server: ServerOptions): void {
+    this.ownAuth = mqttAuthenticator(next, server);
+    for (const c of this.conns.values()) c.reauthenticate();
   }
 
   /** Restores persistent sessions (subscriptions live on the router at once, queues refilled). */
@@ -352,4 +347,23 @@ export class MqttBroker implements SessionHost {
     }
     this.sessions.clear();
   }
+}
+
+/** The mqtt block's own authorization (or no_auth_user), null when the server's users apply. */
+function mqttAuthenticator(opts: MqttOptions, o: ServerOptions): Authenticator | null {
+  if (opts.authorization !== undefined) {
+    const a = opts.authorization;
+    return new Authenticator({
+      authorization: {
+        timeoutMs: a.timeoutMs,
+        ...(a.user !== undefined ? { user: a.user } : {}),
+        ...(a.password !== undefined ? { password: a.password } : {}),
+        ...(a.token !== undefined ? { token: a.token } : {}),
+      },
+    });
+  }
+  if (opts.noAuthUser !== undefined) {
+    return new Authenticator({ ...(o.authorization !== undefined ? { authorization: o.authorization } : {}), noAuthUser: opts.noAuthUser });
+  }
+  return null;
 }

@@ -148,6 +148,8 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
   v5 = false;
   window = 1;
   perms: CompiledPermissions | undefined = undefined;
+  /** What CONNECT carried, kept to check again when the configuration is reloaded. */
+  private creds: Credentials | null = null;
   session: MqttSession | null = null;
   will: WillMessage | null = null;
 
@@ -470,6 +472,7 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
       creds.authToken = creds.pass;
     }
     this.state = State.Authenticating;
+    this.creds = creds;
     this.broker.authenticate(creds).then(
       (result) => {
         if (this.state === State.Closed) return;
@@ -496,6 +499,26 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
         this.refuse(3, 0x88, 'Authentication Failure');
       },
     );
+  }
+
+  /** Config reload: the credentials are checked against the new users, permissions applied again. */
+  reauthenticate(): void {
+    const creds = this.creds;
+    if (this.state !== State.Open || creds === null) return;
+    const refused = (): void => {
+      if (this.state !== State.Open) return;
+      this.broker.ctx.log.warn(`${this.ip}:${this.port} - mid:${this.cid} - "${this.mqttClient}" - authorization no longer valid after reload`);
+      this.close('Authentication Failure', 0x87);
+    };
+    this.broker.authenticate(creds).then((result) => {
+      if (this.state !== State.Open) return;
+      if (result === null) return refused();
+      this.authorizedUser = result.user;
+      this.perms = result.permissions;
+      for (const f of this.session?.applyPermissions(result.permissions) ?? []) {
+        this.broker.ctx.log.warn(`mqtt cid:${this.cid} - "${this.mqttClient}" - subscription "${f}" no longer allowed after reload: removed`);
+      }
+    }, refused);
   }
 
   private connackProps(assignedId: string | undefined): IConnackPacket['properties'] {

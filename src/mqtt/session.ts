@@ -144,6 +144,21 @@ export class MqttSession implements Subscriber {
     return true;
   }
 
+  /** New permissions (a config reload): subscriptions they no longer allow are dropped; returns their filters. */
+  applyPermissions(perms: CompiledPermissions | undefined): string[] {
+    this.perms = perms;
+    if (perms === undefined) return [];
+    const dropped: string[] = [];
+    for (const s of [...this.subs.values()]) {
+      if (s.subs.some((sub) => !perms.canSubscribe(sub.subject, s.group))) {
+        this.unsubscribe(s.filter);
+        dropped.push(s.filter);
+      }
+    }
+    if (dropped.length > 0) this.save();
+    return dropped;
+  }
+
   routerSubscriptions(): Subscription[] {
     const out: Subscription[] = [];
     for (const s of this.subs.values()) out.push(...s.subs);
