@@ -27,6 +27,7 @@ const USAGE = `usage: node scripts/bench/mqtt.mjs [options]
   --markdown FILE     write the summary and per-round tables as markdown
   --cpu-prof DIR      after the rounds, run nats-edge once under node --cpu-prof during QoS 1 1->1
                       and print the top self-time functions (profile kept in DIR)
+  --cpu-prof-qos N    profile the QoS N (0 or 1) run instead (default 1)
   --no-build          do not run scripts/build.mjs --if-stale first (the current bundle is copied)
   --edge-bundle FILE  run this bundle as is (no build, no copy); it needs node_modules beside it
   --qos0 N            QoS 0 messages (default 500,000)
@@ -54,6 +55,10 @@ const args = readArgs({
     '--sensors': (o, take) => (o.sensors = take.num()),
     '--seconds': (o, take) => (o.seconds = take.num()),
     '--clients': (o, take) => (o.clients = take.num()),
+    '--cpu-prof-qos': (o, take) => {
+      o.profQos = take.num(0);
+      if (o.profQos !== 0 && o.profQos !== 1) throw new Error('--cpu-prof-qos takes 0 or 1');
+    },
   },
   ignoreUnknown: true,
 });
@@ -235,13 +240,18 @@ function roundLine(r) {
   return `round ${r.round} ${r.kind.padEnd(11)} (load ${fmtFixed(r.loadavg, 1)}) ${parts.join(' | ')}`;
 }
 
+const profQos = args.profQos ?? 1;
+
 async function profileEdge(dir, bundle) {
   mkdirSync(dir, { recursive: true });
   const since = Date.now();
   const broker = await startBroker('nats-edge', { edgeBundle: bundle, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   let run;
   try {
-    run = await runMqttPubSub({ broker, qos: 1, total: plan.qos1, payloadSize: PAYLOAD, window: plan.window1, ackEvery: plan.ackEvery1, inflight: plan.inflight1 });
+    run =
+      profQos === 0
+        ? await runMqttPubSub({ broker, qos: 0, total: plan.qos0, payloadSize: PAYLOAD, window: plan.window0, ackEvery: plan.ackEvery0 })
+        : await runMqttPubSub({ broker, qos: 1, total: plan.qos1, payloadSize: PAYLOAD, window: plan.window1, ackEvery: plan.ackEvery1, inflight: plan.inflight1 });
   } finally {
     await broker.stop(15_000);
   }
@@ -298,7 +308,7 @@ async function main() {
   if (args.cpuProf !== undefined && hasEdge) {
     try {
       profile = await profileEdge(args.cpuProf, bundle.path);
-      console.log(`\nnats-edge CPU profile during QoS 1 1->1 (${fmtInt(profile.run.rate)} msg/s under --cpu-prof), ${profile.file}`);
+      console.log(`\nnats-edge CPU profile during QoS ${profQos} 1->1 (${fmtInt(profile.run.rate)} msg/s under --cpu-prof), ${profile.file}`);
       console.log(`${fmtFixed(profile.totalMs / 1000, 2)} s sampled, ${fmtFixed(profile.idleMs / 1000, 2)} s of it idle; top self time (share of busy time):`);
       console.log(textTable(['function', 'self ms', 'share'], profile.rows.slice(0, 15).map((r) => [r.fn, fmtFixed(r.ms, 0), `${(r.share * 100).toFixed(1)}%`])));
     } catch (err) {
@@ -313,7 +323,7 @@ async function main() {
   if (args.markdown !== undefined) {
     const md = [`Run ${facts.date}: \`${facts.command}\``, '', markdownTable(SUMMARY_HEADER, rows), '', markdownTable(PER_ROUND_HEADER, perRoundRows(results)), ''];
     if (profile) {
-      md.push(`nats-edge CPU profile during QoS 1 1->1 (${fmtInt(profile.run.rate)} msg/s under --cpu-prof), top self time:`, '');
+      md.push(`nats-edge CPU profile during QoS ${profQos} 1->1 (${fmtInt(profile.run.rate)} msg/s under --cpu-prof), top self time:`, '');
       md.push(markdownTable(['function', 'self ms', 'share of busy'], profile.rows.slice(0, 10).map((r) => [r.fn, fmtFixed(r.ms, 0), `${(r.share * 100).toFixed(1)}%`])), '');
     }
     writeFileSync(args.markdown, md.join('\n'));

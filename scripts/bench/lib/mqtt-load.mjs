@@ -8,6 +8,8 @@ import { readCpuSeconds, readRss, readRunqueueWaitSeconds, settledRss } from './
 const WORKER = fileURLToPath(new URL('./mqtt-worker.mjs', import.meta.url));
 
 const tagOf = () => Math.random().toString(36).slice(2, 8);
+/** Clients that connect and leave before the idle-memory baseline is read. */
+const WARMUP_CLIENTS = 20;
 
 /**
  * 1 publisher -> 1 subscriber on one topic at `qos` (0 or 1), `total` messages of
@@ -148,6 +150,17 @@ export async function runSensors(opts) {
 export async function runIdleClients(opts) {
   const { broker, n } = opts;
   const tag = tagOf();
+  // Warm-up: a few clients connect, subscribe and leave first, so that what any broker does once
+  // (code compiled on first use, lazily built tables, the first store access) is not counted
+  // per connection; the same for every broker.
+  const warm = new WorkerProc({ role: 'idle', port: broker.port, n: WARMUP_CLIENTS, clientPrefix: `bench-${tag}-warm`, prefix: `warm/${tag}` }, WORKER);
+  try {
+    await warm.next('ready');
+    warm.send({ cmd: 'finish' });
+    await warm.next('final');
+  } finally {
+    warm.kill();
+  }
   const before = await settledRss(broker.pid);
   const idle = new WorkerProc({ role: 'idle', port: broker.port, n, clientPrefix: `bench-${tag}-idle`, prefix: `idle/${tag}` }, WORKER);
   try {
