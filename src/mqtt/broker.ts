@@ -127,6 +127,7 @@ export class MqttBroker implements SessionHost {
         s.subscribe(sub.f, shared === null ? '' : shared.group, subjects, { qos: sub.q, nl: sub.nl === true, rap: sub.rap === true, rh: sub.rh ?? 0, subId: sub.id ?? 0, wildFirst: wildcardFirst(filter) });
       }
       s.restoreQueued(queue);
+      for (const id of record.q2 ?? []) s.inboundQos2.add(id);
       this.sessions.set(clientId, s);
       restored++;
     }

@@ -356,8 +356,12 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
       }
       case 'pubrel': {
         const id = p.messageId ?? 0;
-        const known = this.session?.inboundQos2.delete(id) ?? false;
-        this.send(this.v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: 0x92 } : { cmd: 'pubcomp', messageId: id });
+        const session = this.session;
+        const known = session?.inboundQos2.delete(id) ?? false;
+        const pubcomp = (): void => this.send(this.v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: 0x92 } : { cmd: 'pubcomp', messageId: id });
+        // PUBCOMP once the id is gone from the store too: the client may reuse it at once.
+        if (known && session !== null && session.persistent) session.save({ captured: () => undefined, stored: pubcomp });
+        else pubcomp();
         return;
       }
       case 'subscribe':
@@ -624,7 +628,11 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
     if (qos > 0) {
       ack = new PendingAck(this, id, qos, 0);
       this.acks.push(ack);
-      if (qos === 2) session.inboundQos2.add(id);
+      if (qos === 2) {
+        session.inboundQos2.add(id);
+        // The id must be stored before PUBREC: a resend of it after a restart is a duplicate.
+        if (session.persistent) session.save(ack);
+      }
     }
     this.broker.publish(session, topic, subject, qos, p.retain, payload, fwd, expiresAt, ack);
     if (ack !== undefined && ack.pending === 0) {

@@ -25,6 +25,11 @@ export interface SessionRecord {
   subs: StoredSubscription[];
   /** When the client disconnected (ms); null while connected. */
   offlineSince: number | null;
+  /**
+   * Inbound QoS 2 packet ids between PUBREC and PUBREL: a PUBLISH the client resends with one of
+   * them after a server restart is a duplicate, not a new message (exactly once).
+   */
+  q2?: number[];
 }
 
 export interface QueuedRow {
@@ -130,8 +135,10 @@ export class SessionStore {
     return out;
   }
 
-  saveSession(clientId: string, record: SessionRecord): void {
-    this.writer.push({ k: 'session', clientId, record: JSON.stringify(record) });
+  /** `receipt` (optional) hears when the record is committed. */
+  saveSession(clientId: string, record: SessionRecord, receipt?: StoreReceipt): void {
+    receipt?.captured();
+    this.writer.push({ k: 'session', clientId, record: JSON.stringify(record) }, receipt);
   }
 
   dropSession(clientId: string): void {

@@ -175,11 +175,14 @@ export class MqttSession implements Subscriber {
       if (s.subId !== 0) r.id = s.subId;
       subs.push(r);
     }
-    return { expiry: this.expiry, subs, offlineSince: this.link === null ? this.offlineSince || Date.now() : null };
+    const r: SessionRecord = { expiry: this.expiry, subs, offlineSince: this.link === null ? this.offlineSince || Date.now() : null };
+    if (this.inboundQos2.size > 0) r.q2 = [...this.inboundQos2];
+    return r;
   }
 
-  save(): void {
-    if (this.persistent && !this.ended) this.host.store.saveSession(this.clientId, this.record());
+  /** Stores the record of a persistent session; `receipt` hears when it is committed. */
+  save(receipt?: StoreReceipt): void {
+    if (this.persistent && !this.ended) this.host.store.saveSession(this.clientId, this.record(), receipt);
   }
 
   // ---- delivery (Subscriber) --------------------------------------------------------

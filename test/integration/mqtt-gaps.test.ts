@@ -185,6 +185,48 @@ describe('2. QoS 1/2 into an offline persistent session: acknowledged after the 
   });
 });
 
+describe('2b. an inbound QoS 2 PUBLISH is routed once, even when the server restarts between PUBREC and PUBREL', () => {
+  it('SIGKILL after PUBREC; the client resends the PUBLISH (DUP) and then PUBREL: one delivery', async () => {
+    const broker = await startMqttBroker('nats-edge');
+    try {
+      const nc = await connect({ servers: broker.natsUrl, reconnect: false });
+      const id = uniqueId('q2pub');
+      let pub = await RawMqtt.connected(broker.mqttPort, 4, { clientId: id, clean: false });
+      const publish = { cmd: 'publish', topic: 'q2/x', payload: Buffer.from('once'), qos: 2, messageId: 7, retain: false, dup: false } as const;
+      pub.send(publish);
+      const rec = await pub.next('pubrec');
+      expect(rec.messageId).toBe(7);
+      await nc.close();
+
+      await broker.restart('SIGKILL');
+      const nc2 = await connect({ servers: broker.natsUrl, reconnect: false });
+      const got: string[] = [];
+      const sub = nc2.subscribe('q2.x');
+      const reading = (async () => {
+        for await (const m of sub) {
+          got.push(m.string());
+          if (m.string() === 'marker') break;
+        }
+      })();
+      await nc2.flush();
+      pub = await RawMqtt.connected(broker.mqttPort, 4, { clientId: id, clean: false });
+      // The client never saw PUBCOMP: it resends the PUBLISH with DUP, then PUBREL.
+      pub.send({ ...publish, dup: true });
+      expect((await pub.next('pubrec')).messageId).toBe(7);
+      pub.send({ cmd: 'pubrel', messageId: 7 });
+      expect((await pub.next('pubcomp')).messageId).toBe(7);
+      // The id is free again: a new QoS 2 message with it is delivered.
+      pub.send({ ...publish, payload: Buffer.from('marker') });
+      expect((await pub.next('pubrec')).messageId).toBe(7);
+      await within(reading, 5000, 'marker on q2.x');
+      expect(got).toEqual(['marker']);
+      await nc2.close();
+    } finally {
+      await broker.stop();
+    }
+  });
+});
+
 /** PUBLISH packets a raw client received, as [messageId, dup, payload]. */
 function publishes(raw: RawMqtt): Array<[number, boolean, string]> {
   return raw.all('publish').map((p) => {
