@@ -147,52 +147,39 @@ describe.each(serverKinds())('leafnode: leaf is %s, hub is nats-server', (kind: 
     h.append('X-Test', 'one');
     h.append('X-Test', 'two');
     h.set('Other', 'v');
-    hubNc.publish('down', 'not matched');
-    hubNc.publish('down.a', payload);
-    hubNc.publish('down.a.b', 'deep');
-    hubNc.publish('downx.a', 'not matched');
-    hubNc.publish('down.h', payload, { headers: h, reply: 'my.reply' });
-    await dGt.c.until(3, 5000, 'on down.> ');
-    await dStar.c.until(2, 5000, 'on down.* ');
-    await leafNc.flush();
-    expect(dStar.c.subjects()).toEqual(['down.a', 'down.h']);
-    expect(dGt.c.subjects()).toEqual(['down.a', 'down.a.b', 'down.h']);
-    for (const c of [dStar.c, dGt.c]) {
-      const plain = c.msgs[0];
-      const withHdr = c.msgs[c.msgs.length - 1];
-      expect(Buffer.from(plain?.data ?? [])).toEqual(Buffer.from(payload));
-      expect(plain?.headers).toBeUndefined();
-      expect(Buffer.from(withHdr?.data ?? [])).toEqual(Buffer.from(payload));
-      expect(withHdr?.headers?.values('X-Test')).toEqual(['one', 'two']);
-      expect(withHdr?.headers?.get('Other')).toBe('v');
-      expect(withHdr?.reply).toBe('my.reply');
+
+    /** Publishes on `from` under `prefix` and checks what the `*` and `>` collectors got. */
+    async function crosses(from: NatsConnection, to: NatsConnection, prefix: string, star: Collector, gt: Collector, reply: string): Promise<void> {
+      from.publish(prefix, 'not matched');
+      from.publish(`${prefix}.a`, payload);
+      from.publish(`${prefix}.a.b`, 'deep');
+      from.publish(`${prefix}x.a`, 'not matched');
+      from.publish(`${prefix}.h`, payload, { headers: h, reply });
+      await gt.until(3, 5000, `on ${prefix}.> `);
+      await star.until(2, 5000, `on ${prefix}.* `);
+      await to.flush();
+      expect(star.subjects()).toEqual([`${prefix}.a`, `${prefix}.h`]);
+      expect(gt.subjects()).toEqual([`${prefix}.a`, `${prefix}.a.b`, `${prefix}.h`]);
+      for (const c of [star, gt]) {
+        const plain = c.msgs[0];
+        const withHdr = c.msgs[c.msgs.length - 1];
+        expect(Buffer.from(plain?.data ?? [])).toEqual(Buffer.from(payload));
+        expect(plain?.headers).toBeUndefined();
+        expect(Buffer.from(withHdr?.data ?? [])).toEqual(Buffer.from(payload));
+        expect(withHdr?.headers?.values('X-Test')).toEqual(['one', 'two']);
+        expect(withHdr?.headers?.get('Other')).toBe('v');
+        expect(withHdr?.reply).toBe(reply);
+      }
+      expect(gt.msgs[1]?.string()).toBe('deep');
     }
-    expect(dGt.c.msgs[1]?.string()).toBe('deep');
+
+    await crosses(hubNc, leafNc, 'down', dStar.c, dGt.c, 'my.reply');
 
     // leaf → hub
     const uStar = collect(hubNc, 'up.*');
     const uGt = collect(hubNc, 'up.>');
     await waitForLeafSawHubInterest(hubNc, leafNc);
-    leafNc.publish('up', 'not matched');
-    leafNc.publish('up.a', payload);
-    leafNc.publish('up.a.b', 'deep');
-    leafNc.publish('upx.a', 'not matched');
-    leafNc.publish('up.h', payload, { headers: h, reply: 'your.reply' });
-    await uGt.c.until(3, 5000, 'on up.> ');
-    await uStar.c.until(2, 5000, 'on up.* ');
-    await hubNc.flush();
-    expect(uStar.c.subjects()).toEqual(['up.a', 'up.h']);
-    expect(uGt.c.subjects()).toEqual(['up.a', 'up.a.b', 'up.h']);
-    for (const c of [uStar.c, uGt.c]) {
-      const plain = c.msgs[0];
-      const withHdr = c.msgs[c.msgs.length - 1];
-      expect(Buffer.from(plain?.data ?? [])).toEqual(Buffer.from(payload));
-      expect(plain?.headers).toBeUndefined();
-      expect(Buffer.from(withHdr?.data ?? [])).toEqual(Buffer.from(payload));
-      expect(withHdr?.headers?.values('X-Test')).toEqual(['one', 'two']);
-      expect(withHdr?.headers?.get('Other')).toBe('v');
-      expect(withHdr?.reply).toBe('your.reply');
-    }
+    await crosses(leafNc, hubNc, 'up', uStar.c, uGt.c, 'your.reply');
   });
 
   it('only wanted messages cross: /leafz in_msgs and out_msgs move by exactly 1', { timeout: 30000 }, async () => {
