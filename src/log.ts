@@ -41,6 +41,9 @@ export class Logger {
   log(level: LogLevel, msg: string): void {
     if (level === 'DBG' && !this.opts.debug) return;
     if (level === 'TRC' && !this.opts.trace) return;
+    // One event, one line: text from clients (a CONNECT name, a subject) must not start a
+    // fake log line of its own, and journald takes each line as one entry.
+    if (msg.includes('\n') || msg.includes('\r')) msg = msg.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
     let line: string;
     if (this.journald && this.opts.logFile === undefined) {
       line = `<${PRIORITY[level]}>[${level}] ${msg}\n`;

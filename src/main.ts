@@ -1,5 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import v8 from 'node:v8';
+import { detectBoard, heapFlagsWarning, readBoard } from './config/board.js';
 import { ConfigError } from './config/errors.js';
 import { loadOptions, usage } from './config/load.js';
 import type { ServerOptions } from './config/options.js';
@@ -53,7 +55,14 @@ function sendSignal(cmd: string, pidArg: string): number {
 /** Options, or the config error's text (file:line: what is wrong). */
 function load(argv: string[]): ReturnType<typeof loadOptions> | string {
   try {
-    return loadOptions({ argv, env: process.env });
+    return loadOptions({
+      argv,
+      env: process.env,
+      detectProfile: () => {
+        const b = readBoard();
+        return detectBoard(b.model, b.memTotalBytes);
+      },
+    });
   } catch (err) {
     if (err instanceof ConfigError) return err.message;
     throw err;
@@ -113,7 +122,12 @@ async function main(): Promise<number> {
   log.info(`  Version:  ${NATS_EDGE_VERSION} (protocol level of nats-server ${NATS_SERVER_LEVEL})`);
   log.info(`  Node:     ${process.version}`);
   if (options.configFile !== undefined) log.info(`  Using configuration file: ${options.configFile}`);
-  if (options.profile !== undefined) log.info(`  Firmware profile: ${options.profile.name} (${options.profile.description})`);
+  if (loaded.board !== undefined) log.info(`  Board:    ${loaded.board.why}`);
+  if (options.profile !== undefined) {
+    log.info(`  Firmware profile: ${options.profile.name} (${options.profile.description})`);
+    const heapWarning = heapFlagsWarning(options.profile, v8.getHeapStatistics().heap_size_limit);
+    if (heapWarning !== null) log.warn(heapWarning);
+  }
 
   const server = new Server(options, log);
   try {

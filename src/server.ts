@@ -7,6 +7,7 @@ import type { Logger } from './log.js';
 import { LeafNodes, parseLeafConfig } from './leaf/index.js';
 import { MonitorServer } from './monitor/http-server.js';
 import { leafz } from './monitor/leafz.js';
+import { leafRemoteMetrics, metrics, processMemory, type MetricsSource } from './monitor/metrics.js';
 import type { ConnectionView, MonitorSource, ServerStats, SubjectIndexView } from './monitor/source.js';
 import { Authenticator } from './nats/auth.js';
 import type { ClientConnection } from './nats/client.js';
@@ -341,6 +342,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       });
       this.monitor.route('/leafz', (q) => leafz({ serverId: this.serverId, leafLinks: () => this.leafnodes?.views() ?? [] }, q));
       this.monitor.addVarzExtension((v) => this.leafVarz(v));
+      this.monitor.route('/metrics', () => metrics(this.metricsSnapshot()));
       this.boundHttpPort = await this.monitor.listen();
     }
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
@@ -513,6 +515,60 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     const edge = (v['edge'] ?? {}) as Record<string, unknown>;
     edge['leaf'] = { dropped_live: leafs.droppedLive() };
     v['edge'] = edge;
+  }
+
+  /** /metrics: one snapshot of what /varz, /jsz, /leafz and edge.mqtt show. */
+  private metricsSnapshot(): MetricsSource {
+    const r = this.router.stats;
+    const o = this.opts;
+    let client = 0;
+    let websocket = 0;
+    for (const c of this.clients.values()) {
+      if (c.type === 'websocket') websocket++;
+      else client++;
+    }
+    const mq = this.mqtt?.stats() ?? null;
+    const leafs = this.leafnodes;
+    const views = leafs?.views() ?? [];
+    const js = this.jetstream;
+    const jst = js?.stats() ?? null;
+    return {
+      info: { version: NATS_SERVER_LEVEL, edgeVersion: NATS_EDGE_VERSION, serverId: this.serverId, serverName: this.serverName, profile: o.profile?.name ?? null },
+      uptimeSeconds: (Date.now() - this.start.getTime()) / 1000,
+      connections: { client, websocket, mqtt: mq?.connections ?? 0, leaf: views.filter((v) => v.state === 'connected').length },
+      totalConnections: this.counters.totalConnections,
+      inMsgs: r.inMsgs,
+      outMsgs: r.outMsgs,
+      inBytes: r.inBytes,
+      outBytes: r.outBytes,
+      slowConsumers: this.counters.slowConsumers,
+      subscriptions: this.router.index.count,
+      memory: {
+        ...processMemory(),
+        memoryBudgetBytes: o.memoryBudget,
+        pendingBytes: this.budget.bytes,
+        pendingLimitBytes: this.budget.limit,
+        publisherPauses: this.budget.pauses,
+        rssCeilingBytes: o.profile?.rssCeiling ?? null,
+      },
+      jetstream:
+        js === null || jst === null
+          ? null
+          : {
+              streams: jst.streams,
+              consumers: jst.consumers,
+              messages: jst.messages,
+              bytes: jst.bytes,
+              storeBytes: jst.storage,
+              storeMaxBytes: js.options.maxFileStore,
+              memoryBytes: jst.memory,
+              memoryMaxBytes: js.options.maxMemoryStore,
+              apiRequests: jst.api.total,
+              apiErrors: jst.api.errors,
+            },
+      mqtt: mq === null ? null : { sessions: mq.sessions, retained: mq.retained, droppedQueued: mq.droppedQueued, droppedQos0: mq.droppedQos0 },
+      leaf: leafs === null ? null : { droppedLive: leafs.droppedLive(), remotes: leafRemoteMetrics(views, Date.now()) },
+    };
   }
 
   closedConnections(): Iterable<ConnectionView> {

@@ -254,7 +254,7 @@ Server Options:
     -sl,--signal <signal>[=<pid>]    Send signal to a nats-edge process (ldm, stop, quit, term, reopen, reload)
                                      <pid> is a PID (e.g. 1) or the path to a PID file (e.g. /run/nats-edge.pid)
         --ports_file_dir <dir>       Write a ports file in this directory (<executable_name>_<pid>.ports)
-        --profile <name>             Firmware profile: ${profileNames().join(', ')}
+        --profile <name>             Firmware profile: ${profileNames().join(', ')}; default: picked from the board (/proc/device-tree/model and memory), "none" for no profile
 
 Logging Options:
     -l, --log <file>                 File to redirect log output

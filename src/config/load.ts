@@ -21,6 +21,7 @@ import type {
   TlsOptions,
   UserEntry,
 } from './options.js';
+import type { BoardChoice } from './board.js';
 import { loadProfile } from './profiles.js';
 
 export { usage } from './cli.js';
@@ -32,6 +33,11 @@ export interface LoadArgs {
   argv: string[];
   /** For `$VAR` lookups in the config file; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Picks a firmware profile when neither --profile nor `profile:` names one (main.ts passes
+   * board detection). Left out (tests, tools), no profile is picked.
+   */
+  detectProfile?: () => BoardChoice;
 }
 
 export interface LoadResult {
@@ -39,6 +45,8 @@ export interface LoadResult {
   /** `file:line: ...` for config findings, plain text for flags. Log them at startup. */
   warnings: string[];
   action: LoadAction;
+  /** What detectProfile chose and why, when it ran. */
+  board?: BoardChoice;
 }
 
 const KiB = 1024;
@@ -1091,6 +1099,14 @@ export function loadOptions(args: LoadArgs): LoadResult {
       profilePos = pe.value.pos;
     }
   }
+  // `none` opts out of a profile, and of board detection.
+  let board: BoardChoice | undefined;
+  if (profileName === 'none') {
+    profileName = undefined;
+  } else if (profileName === undefined && args.detectProfile !== undefined) {
+    board = args.detectProfile();
+    if (board.profile !== null) profileName = board.profile;
+  }
   const js: JsPartial = {};
   if (profileName !== undefined) {
     let p: ProfileLimits;
@@ -1117,7 +1133,7 @@ export function loadOptions(args: LoadArgs): LoadResult {
   validate(options, org, found);
 
   if (found.errors.length > 0) throw new ConfigError(found.errors);
-  return { options, warnings: found.warnings, action: cli.action };
+  return { options, warnings: found.warnings, action: cli.action, ...(board !== undefined ? { board } : {}) };
 }
 
 function buildJetStream(js: JsPartial, o: ServerOptions): JetStreamOptions {
