@@ -199,6 +199,10 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     if (this.closed.length > max) this.closed.splice(0, this.closed.length - max);
   }
 
+  natsClientCount(): number {
+    return this.clients.size;
+  }
+
   /** The bound MQTT port (0 when MQTT is off). */
   mqttPort(): number {
     return this.boundMqttPort;
@@ -234,7 +238,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     const wo = parseWebsocketConfig(block, this.opts);
     if (wo === null) return;
     const ws = new WebsocketListener(this, wo, {
-      clientCount: () => this.clients.size,
+      clientCount: () => this.clients.size + (this.mqtt?.connectionCount ?? 0),
       accepted: (c) => {
         this.clients.set(c.cid, c);
         this.counters.totalConnections++;
@@ -295,7 +299,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       });
     }
     const listener = new NatsListener(this, {
-      clientCount: () => this.clients.size,
+      clientCount: () => this.clients.size + (this.mqtt?.connectionCount ?? 0),
       accepted: (c) => {
         this.clients.set(c.cid, c);
         this.counters.totalConnections++;

@@ -34,6 +34,8 @@ export interface MqttContext {
   slowConsumer(): void;
   /** A connection closed: keep a snapshot for /connz?state=closed. */
   connectionClosed(view: ConnectionView): void;
+  /** NATS and WebSocket clients connected now (max_connections counts them with MQTT's). */
+  natsClientCount(): number;
 }
 
 export interface WillMessage {
@@ -151,6 +153,15 @@ export class MqttBroker implements SessionHost {
 
   accepted(conn: MqttConnection): void {
     this.conns.set(conn.cid, conn);
+  }
+
+  /** max_connections counts every client, NATS and MQTT, as nats-server does. */
+  overConnectionLimit(): boolean {
+    return this.ctx.natsClientCount() + this.conns.size > this.ctx.options().maxConnections;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
   }
 
   /** max_payload: the most PUBLISH (and will) payload bytes a client may send. */

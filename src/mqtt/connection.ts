@@ -418,6 +418,12 @@ export class MqttConnection implements SessionLink, Pausable, ConnectionView {
       this.refuse(5, 0x8c, 'Authentication Failure');
       return;
     }
+    if (this.broker.overConnectionLimit()) {
+      this.broker.ctx.log.warn(`${this.ip}:${this.port} - mid:${this.cid} - maximum connections exceeded (${this.broker.ctx.options().maxConnections})`);
+      // 3.1.1: Server unavailable; 5.0: Quota exceeded.
+      this.refuse(3, 0x97, 'Maximum Connections Exceeded');
+      return;
+    }
     let clientId = c.clientId ?? '';
     let assigned = false;
     const clean = c.clean !== false;

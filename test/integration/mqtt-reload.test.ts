@@ -2,12 +2,14 @@
  * SIGHUP reload and MQTT clients (nats-edge): a connected MQTT client is checked again against
  * the reloaded users, as NATS clients are. A subscription the new permissions deny is removed;
  * a client whose password changed is disconnected (v5 reason 0x87 Not authorized).
+ * Also: max_connections counts MQTT clients as nats-server does.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { IDisconnectPacket } from 'mqtt-packet';
-import { connectMqtt, stopAllMqtt } from '../helpers/mqtt.js';
+import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet';
+import { connect } from '@nats-io/transport-node';
+import { RawMqtt, connectMqtt, connectPacket, endMqtt, stopAllMqtt } from '../helpers/mqtt.js';
 import { freePort, makeTempDir, pollUntil, startServer, stopAllServers, within, type RunningServer } from '../helpers/servers.js';
 
 afterAll(async () => {
@@ -70,5 +72,28 @@ describe('MQTT clients on SIGHUP reload (nats-edge)', () => {
     await expect(connectMqtt(mqttPort, { protocolVersion: 5, username: 'bob', password: 'pb' })).rejects.toThrow();
     const bob2 = await connectMqtt(mqttPort, { protocolVersion: 5, username: 'bob', password: 'pb2' });
     expect(bob2.connack.reasonCode).toBe(0);
+  });
+});
+
+describe('max_connections counts MQTT clients with NATS ones (nats-edge)', () => {
+  it('over the limit an MQTT CONNECT is refused (3.1.1: 3 Server unavailable, 5.0: 0x97) and so is a NATS client', async () => {
+    const mqttPort = await freePort();
+    const srv = await startServer('nats-edge', { config: `max_connections: 2\njetstream { store_dir: "${makeTempDir()}" }\nmqtt { port: ${mqttPort} }\n` });
+    const a = await connectMqtt(mqttPort, { protocolVersion: 4 });
+    const b = await connectMqtt(mqttPort, { protocolVersion: 5 });
+    expect([a.connack.returnCode, b.connack.reasonCode]).toEqual([0, 0]);
+    const v3 = await RawMqtt.open(mqttPort, 4);
+    v3.send(connectPacket(4));
+    const ack3 = (await v3.next('connack')) as IConnackPacket;
+    expect(ack3.returnCode).toBe(3);
+    const v5 = await RawMqtt.open(mqttPort, 5);
+    v5.send(connectPacket(5));
+    const ack5 = (await v5.next('connack')) as IConnackPacket;
+    expect(ack5.reasonCode).toBe(0x97);
+    await expect(connect({ servers: srv.url, reconnect: false, timeout: 2000 })).rejects.toThrow(/maximum connections/i);
+    await endMqtt(b.client);
+    // A place is free again.
+    const c = await connectMqtt(mqttPort, { protocolVersion: 4 });
+    expect(c.connack.returnCode).toBe(0);
   });
 });
