@@ -87,9 +87,14 @@ export function storeSettings(options: JetStreamOptions, profile: ProfileLimits 
     cacheSize: profile?.sqliteCacheSize ?? DEFAULT_STORE_SETTINGS.cacheSize,
     syncInterval: options.syncInterval,
     walMaxBytes: profile?.walMaxBytes ?? DEFAULT_STORE_SETTINGS.walMaxBytes,
-    // A hard cap on the file well above the accounted limit: the accounting (nats-server's
-    // record sizes) refuses publishes first; the cap protects the card from runaway growth.
-    maxFileBytes: options.maxFileStore > 0 ? options.maxFileStore * 2 + 16 * 1024 * 1024 : 0,
+    // max_file_store is what the store may take on disk (boards.md: the SQLite files), so the
+    // database file is capped at it less the WAL's share. The accounting with nats-server's record
+    // sizes refuses most publishes first; SQLite's page overhead (1.2-2x for 1-4 KiB messages,
+    // measured) means a write can still find the file full, and then it fails with nats-server's
+    // "insufficient resources" instead of growing past the cap.
+    // The WAL's share: it passes its target by up to a whole batch (MBs under a flood) before the
+    // checkpoint after it, and there is the -shm file.
+    maxFileBytes: options.maxFileStore > 0 ? options.maxFileStore - Math.min(2 * (profile?.walMaxBytes ?? DEFAULT_STORE_SETTINGS.walMaxBytes) + 16 * 1024 * 1024, Math.floor(options.maxFileStore / 8)) : 0,
   };
 }
 

@@ -90,9 +90,23 @@ export class StoreUsage {
     else this.memory += delta;
   }
 
+  /**
+   * File usage (in nats-server's record sizes) at which the database file was found full: SQLite's
+   * pages take more room than the records, so the file can fill before `maxFile` is reached.
+   * From then on that is the limit, until the store restarts (usage falls below it as messages
+   * are removed, and publishes resume).
+   */
+  fullAt = -1;
+
+  /** The database file is full at the current usage. */
+  fileFull(): void {
+    if (this.fullAt < 0 || this.file < this.fullAt) this.fullAt = this.file;
+  }
+
   /** nats-server refuses a publish once usage is already over the limit (the one that crosses it is kept). */
   exceeded(storage: 'file' | 'memory'): boolean {
-    return storage === 'file' ? this.maxFile >= 0 && this.file > this.maxFile : this.maxMemory >= 0 && this.memory > this.maxMemory;
+    if (storage === 'memory') return this.maxMemory >= 0 && this.memory > this.maxMemory;
+    return (this.maxFile >= 0 && this.file > this.maxFile) || (this.fullAt >= 0 && this.file >= this.fullAt);
   }
 }
 

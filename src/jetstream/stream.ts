@@ -117,6 +117,8 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
   private pubs: PendingPub[] = [];
   private pubHead = 0;
   private processed: PendingPub[] = [];
+  /** When "store full" was last logged (ms). */
+  private lastFullLog = 0;
   private ackedSeqs: number[] = [];
   private expireDue = false;
   private sweepFrom = 0;
@@ -306,8 +308,15 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     const processed = this.processed;
     this.processed = [];
     if (err !== null) {
-      this.ctx.log.error(`JetStream stream '${this.name}': store failed: ${err.message}`);
-      const failure = isStoreFull(err) ? JsErrors.storageResourcesExceeded() : JsErrors.storeFailed(err.message);
+      const full = isStoreFull(err);
+      if (full) this.ctx.usage.fileFull();
+      const now = Date.now();
+      // A full store fails every batch until space is freed: say so once in a while, not per batch.
+      if (!full || now - this.lastFullLog > 10_000) {
+        this.lastFullLog = full ? now : this.lastFullLog;
+        this.ctx.log.error(`JetStream stream '${this.name}': ${full ? 'store full (max_file_store), publishes refused with "insufficient resources"' : `store failed: ${err.message}`}`);
+      }
+      const failure = full ? JsErrors.insufficientResources() : JsErrors.storeFailed(err.message);
       const ack = this.errorAck(failure);
       for (const p of processed) if (p.ack !== null) p.ack = ack;
       this.reload();

@@ -191,13 +191,13 @@ describe('publish path', () => {
     expect(await pub('full')).toEqual({ stream: 'FULL', seq: 3 });
   });
 
-  it('a store failure (SQLITE_FULL) answers 10047 and leaves the state as committed', async () => {
+  it('a full store file (SQLITE_FULL at the max_file_store cap) answers 10023 insufficient resources, as nats-server at its cap, and leaves the state as committed', async () => {
     const { h, s } = await setup({ name: 'SF', subjects: ['sf'] });
     await pub('sf', 'kept');
     const pages = h.js.db.pragma('page_count', { simple: true }) as number;
     h.js.db.pragma(`max_page_count = ${pages}`);
     const acks = await Promise.all(Array.from({ length: 20 }, () => pub('sf', 'y'.repeat(3000))));
-    for (const a of acks) expect(a['error']).toEqual({ code: 500, err_code: 10047, description: 'insufficient storage resources available' });
+    for (const a of acks) expect(a['error']).toEqual({ code: 503, err_code: 10023, description: 'insufficient resources' });
     expect(s.info()['state']).toMatchObject({ messages: 1, last_seq: 1 });
     h.js.db.pragma('max_page_count = 1000000');
     expect(await pub('sf', 'after')).toEqual({ stream: 'SF', seq: 2 });
