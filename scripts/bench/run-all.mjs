@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SCRIPTS = ['core.mjs', 'jetstream.mjs', 'sublist.mjs', 'parser.mjs', 'mqtt.mjs', 'leaf.mjs'];
+const SCRIPTS = ['core.mjs', 'jetstream.mjs', 'sublist.mjs', 'parser.mjs', 'mqtt.mjs', 'leaf.mjs', 'startup.mjs'];
 // Flags each script understands (with whether they take a value); others are not passed to it.
 const SHARED = { '--rounds': true, '--only': true, '--quick': false, '--json': true, '--markdown': true, '--no-build': false };
 
