@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { ConfEntry, ConfMap, ConfNode } from './conf-parser.js';
 import { ConfigError, type SourcePos } from './errors.js';
 import { parseDuration } from './load.js';
@@ -51,23 +51,38 @@ export function map(e: ConfEntry): ConfMap {
 
 const DEFAULT_TLS_TIMEOUT_MS = 2000;
 
-/** A `tls {}` block inside component `block` (its name goes into the error texts). */
-export function readTlsBlock(e: ConfEntry, block: string): TlsOptions {
+/** The fields of a `tls {}` block, as written; files are checked to exist. */
+export interface TlsBlockFields {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  verify: boolean;
+  timeoutMs: number;
+  /** Dialing side only: skip verification of the peer's certificate. */
+  insecure: boolean;
+  /** Dialing side only: TLS before the peer's INFO. */
+  handshakeFirst: boolean;
+}
+
+/**
+ * Reads a `tls {}` block of component `block` (its name goes into the error texts). `dialing`:
+ * the block of a connection this server makes (a leafnode remote), where a client certificate is
+ * optional but takes both halves, and `insecure` / `handshake_first` are allowed.
+ */
+export function readTlsFields(e: ConfEntry, block: string, dialing = false): TlsBlockFields {
   const m = map(e);
-  let certFile: string | undefined;
-  let keyFile: string | undefined;
-  const t: { caFile?: string; verify: boolean; timeoutMs: number } = { verify: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS };
+  const t: TlsBlockFields = { verify: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS, insecure: false, handshakeFirst: false };
   const files: { node: ConfNode; path: string; key: string }[] = [];
   for (const [key, te] of m.entries) {
     if (te.usedAsVariable) continue;
     switch (key.toLowerCase()) {
       case 'cert_file':
-        certFile = str(te);
-        files.push({ node: te.value, path: certFile, key });
+        t.certFile = str(te);
+        files.push({ node: te.value, path: t.certFile, key });
         break;
       case 'key_file':
-        keyFile = str(te);
-        files.push({ node: te.value, path: keyFile, key });
+        t.keyFile = str(te);
+        files.push({ node: te.value, path: t.keyFile, key });
         break;
       case 'ca_file':
         t.caFile = str(te);
@@ -79,6 +94,15 @@ export function readTlsBlock(e: ConfEntry, block: string): TlsOptions {
       case 'timeout':
         t.timeoutMs = durationMs(te);
         break;
+      case 'insecure':
+        if (!dialing) fail(te.keyPos, `unknown field "${key}" in ${block} tls block`);
+        t.insecure = bool(te);
+        break;
+      case 'handshake_first':
+      case 'first':
+        if (!dialing) fail(te.keyPos, `unknown field "${key}" in ${block} tls block`);
+        t.handshakeFirst = bool(te);
+        break;
       case 'cipher_suites':
       case 'curve_preferences':
       case 'min_version':
@@ -88,10 +112,37 @@ export function readTlsBlock(e: ConfEntry, block: string): TlsOptions {
         fail(te.keyPos, `unknown field "${key}" in ${block} tls block`);
     }
   }
-  if (certFile === undefined) fail(m.pos, `missing 'cert_file' in ${block} TLS configuration`);
-  if (keyFile === undefined) fail(m.pos, `missing 'key_file' in ${block} TLS configuration`);
-  for (const f of files) if (!existsSync(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
-  return { ...t, certFile, keyFile, handshakeFirst: false };
+  // A listener needs its certificate; a dialer may present one, but then both halves.
+  if (!dialing || t.keyFile !== undefined) {
+    if (t.certFile === undefined) fail(m.pos, `missing 'cert_file' in ${block} TLS configuration`);
+  }
+  if (!dialing || t.certFile !== undefined) {
+    if (t.keyFile === undefined) fail(m.pos, `missing 'key_file' in ${block} TLS configuration`);
+  }
+  for (const f of files) if (!isFile(f.path)) fail(f.node.pos, `${f.key}: no such file ${JSON.stringify(f.path)}`);
+  return t;
+}
+
+/** A listener's `tls {}` block inside component `block`. */
+export function readTlsBlock(e: ConfEntry, block: string): TlsOptions {
+  const t = readTlsFields(e, block);
+  return {
+    certFile: t.certFile!,
+    keyFile: t.keyFile!,
+    ...(t.caFile !== undefined ? { caFile: t.caFile } : {}),
+    verify: t.verify,
+    timeoutMs: t.timeoutMs,
+    handshakeFirst: false,
+  };
+}
+
+/** True when `p` names a regular file (a certificate, a creds file). */
+export function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** A component's own `authorization {}` (mqtt, websocket): one user or one token, a timeout. */

@@ -7,9 +7,8 @@
  * unknown keys are errors, as in nats-server. Each remote may carry nats-edge's own `buffer {}`
  * (store-and-forward while the uplink is down).
  */
-import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { bool, durationMs, fail, int, map, str } from '../config/block-reader.js';
+import { bool, durationMs, fail, int, isFile, map, readTlsFields, str } from '../config/block-reader.js';
 import type { ConfEntry, ConfMap, ConfNode } from '../config/conf-parser.js';
 import { formatWhere, type SourcePos } from '../config/errors.js';
 import type { RawBlock, ServerOptions } from '../config/options.js';
@@ -256,13 +255,7 @@ function expandHome(p: string): string {
 
 function readCredentialsPath(e: ConfEntry): string {
   const path = expandHome(str(e));
-  let isFile = false;
-  try {
-    isFile = statSync(path).isFile();
-  } catch {
-    isFile = false;
-  }
-  if (!isFile) fail(e.value.pos, `${e.key}: no such file ${JSON.stringify(path)}`);
+  if (!isFile(path)) fail(e.value.pos, `${e.key}: no such file ${JSON.stringify(path)}`);
   // Read once now so a broken file stops the start rather than every dial.
   try {
     readCredentials(path).seed.fill(0);
@@ -292,62 +285,14 @@ function readSubjects(e: ConfEntry): string[] {
 }
 
 function readRemoteTls(e: ConfEntry): LeafTlsOptions {
-  const m = map(e);
-  const t: LeafTlsOptions = { insecure: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS, handshakeFirst: false };
-  const files: { e: ConfEntry; path: string }[] = [];
-  for (const [key, te] of m.entries) {
-    if (te.usedAsVariable) continue;
-    switch (key.toLowerCase()) {
-      case 'cert_file':
-        t.certFile = str(te);
-        files.push({ e: te, path: t.certFile });
-        break;
-      case 'key_file':
-        t.keyFile = str(te);
-        files.push({ e: te, path: t.keyFile });
-        break;
-      case 'ca_file':
-        t.caFile = str(te);
-        files.push({ e: te, path: t.caFile });
-        break;
-      case 'insecure':
-        t.insecure = bool(te);
-        break;
-      case 'verify':
-        // A server-side setting (client certificates); kept for completeness, the dialer ignores it.
-        t.verify = bool(te);
-        break;
-      case 'timeout': {
-        const ms = durationMs(te);
-        t.timeoutMs = ms > 0 ? ms : DEFAULT_TLS_TIMEOUT_MS;
-        break;
-      }
-      case 'handshake_first':
-      case 'first':
-        t.handshakeFirst = bool(te);
-        break;
-      case 'cipher_suites':
-      case 'curve_preferences':
-      case 'min_version':
-        // Node's defaults (TLS 1.2+, modern suites) stand in for Go's.
-        break;
-      default:
-        fail(te.keyPos, `unknown field "${key}" in leafnodes remote tls block`);
-    }
-  }
-  // A client certificate is optional toward a hub, but it takes both halves.
-  if (t.certFile !== undefined && t.keyFile === undefined) fail(m.pos, "missing 'key_file' in leafnodes remote TLS configuration");
-  if (t.keyFile !== undefined && t.certFile === undefined) fail(m.pos, "missing 'cert_file' in leafnodes remote TLS configuration");
-  for (const f of files) if (!isReadableFile(f.path)) fail(f.e.value.pos, `${f.e.key}: no such file ${JSON.stringify(f.path)}`);
+  const f = readTlsFields(e, 'leafnodes remote', true);
+  const t: LeafTlsOptions = { insecure: f.insecure, timeoutMs: f.timeoutMs > 0 ? f.timeoutMs : DEFAULT_TLS_TIMEOUT_MS, handshakeFirst: f.handshakeFirst };
+  // `verify` is a listener's setting (client certificates); a dialer has no use for it.
+  if (f.verify) t.verify = true;
+  if (f.caFile !== undefined) t.caFile = f.caFile;
+  if (f.certFile !== undefined) t.certFile = f.certFile;
+  if (f.keyFile !== undefined) t.keyFile = f.keyFile;
   return t;
-}
-
-function isReadableFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function readBuffer(e: ConfEntry, r: LeafRemoteOptions, denyExports: ConfEntry | undefined, server: ServerOptions): LeafBufferOptions {
