@@ -16,7 +16,7 @@ import { isValidSubject, subjectIsSubsetOf, subjectMatches } from '../core/subje
 import type { LinkSubscriber, Subscription } from '../core/subscription.js';
 import type { Logger } from '../log.js';
 import { putInt, putString } from '../nats/encode.js';
-import { redactUrl, urlCredentials } from './config.js';
+import { LEAF_DEFAULT_PORT, redactUrl, urlCredentials } from './config.js';
 import { nkeyAuth, readCredentials, signNonce } from './credentials.js';
 import type { LocalInterest } from './interest.js';
 import { LeafParser, LeafProtocolError, type LeafProtocolHandler } from './parser.js';
@@ -47,7 +47,6 @@ export interface LeafContext {
 /** Interest a buffered subject's sid carries: the store-and-forward queue, not the hub. */
 export const BUFFER_SID = '$buffer';
 
-const DEFAULT_LEAF_PORT = '7422';
 /** nats-server waits this long for the INFO that answers CONNECT ("Stale Leaf Node Connection"). */
 const CONNECT_INFO_TIMEOUT_MS = 2000;
 const SPECIAL_DELAY_MS = 30_000;
@@ -160,7 +159,7 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
     this.closeReason = '';
     this.nextDelayMs = 0;
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const port = Number(url.port === '' ? DEFAULT_LEAF_PORT : url.port);
+    const port = Number(url.port === '' ? String(LEAF_DEFAULT_PORT) : url.port);
     const tlsFirst = this.remote.tls?.handshakeFirst === true;
     let sock: Socket | TLSSocket;
     try {
@@ -718,7 +717,7 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
   private mergeUrls(list: string[] | undefined): void {
     if (list === undefined) return;
     for (const hp of list) {
-      const known = this.urls.some((u) => `${u.hostname}:${u.port === '' ? DEFAULT_LEAF_PORT : u.port}` === hp);
+      const known = this.urls.some((u) => `${u.hostname}:${u.port === '' ? String(LEAF_DEFAULT_PORT) : u.port}` === hp);
       if (known) continue;
       try {
         const base = this.current!;
@@ -767,10 +766,6 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
   /** Live messages dropped because the uplink could not keep up (buffered subjects go to the store instead). */
   get droppedLive(): number {
     return this.counters.dropped;
-  }
-
-  get isUp(): boolean {
-    return this.phase === 'up';
   }
 }
 
