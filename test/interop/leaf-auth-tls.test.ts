@@ -27,6 +27,7 @@ import {
   type Hub,
   type LeafStartOptions,
 } from '../helpers/leaf.js';
+import { credsText } from '../helpers/creds.js';
 
 const HOST = '127.0.0.1';
 const TOKEN = 's3cret-token';
@@ -79,23 +80,9 @@ function userJwt(signer: KeyPair, user: KeyPair, name: string, claimedIssuer: Ke
   return encodeJwt(signer, c);
 }
 
-/** A `.creds` file as nsc writes it: the user JWT block, a banner, then the seed block. */
-function credsText(jwt: string, user: KeyPair): string {
-  const seed = new TextDecoder().decode(user.getSeed());
-  return [
-    '-----BEGIN NATS USER JWT-----',
-    jwt,
-    '------END NATS USER JWT------',
-    '',
-    '************************* IMPORTANT *************************',
-    'NKEY Seed printed below can be used to sign and prove identity.',
-    'NKEYs are sensitive and should be treated as secrets.',
-    '',
-    '-----BEGIN USER NKEY SEED-----',
-    seed,
-    '------END USER NKEY SEED------',
-    '',
-  ].join('\n');
+/** The .creds text of `user`, with its user JWT. */
+function userCreds(jwt: string, user: KeyPair): string {
+  return credsText(jwt, new TextDecoder().decode(user.getSeed()));
 }
 
 interface OperatorSetup {
@@ -138,10 +125,10 @@ function makeOperatorSetup(dir: string): OperatorSetup {
   return {
     hubConfig,
     accountKey: app.getPublicKey(),
-    leafCreds: write('leaf.creds', credsText(userJwt(app, leafUser, 'leaf'), leafUser)),
-    hubClientCreds: new TextEncoder().encode(credsText(userJwt(app, hubUser, 'hub-client'), hubUser)),
-    strangerCreds: write('stranger.creds', credsText(userJwt(stranger, strangerUser, 'stranger'), strangerUser)),
-    forgedCreds: write('forged.creds', credsText(userJwt(stranger, forgedUser, 'forged', app), forgedUser)),
+    leafCreds: write('leaf.creds', userCreds(userJwt(app, leafUser, 'leaf'), leafUser)),
+    hubClientCreds: new TextEncoder().encode(userCreds(userJwt(app, hubUser, 'hub-client'), hubUser)),
+    strangerCreds: write('stranger.creds', userCreds(userJwt(stranger, strangerUser, 'stranger'), strangerUser)),
+    forgedCreds: write('forged.creds', userCreds(userJwt(stranger, forgedUser, 'forged', app), forgedUser)),
   };
 }
 

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isUserSeed, nkeyAuth, readCredentials, signNonce } from '../../src/leaf/credentials.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { freePort, startServer, stopAllServers } from '../helpers/servers.js';
+import { credsText } from '../helpers/creds.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nats-edge-creds-'));
 afterAll(async () => {
@@ -17,24 +18,6 @@ const b64u = (s: string): string => Buffer.from(s).toString('base64url');
 /** Shaped like an nsc user JWT (header.claims.signature); nothing here checks its claims. */
 const FAKE_JWT = `${b64u('{"typ":"JWT","alg":"ed25519-nkey"}')}.${b64u('{"sub":"UFAKE","nats":{"type":"user"}}')}.${b64u('x'.repeat(64))}`;
 
-function credsText(jwt: string, seed: string, eol = '\n'): string {
-  return [
-    '-----BEGIN NATS USER JWT-----',
-    jwt,
-    '------END NATS USER JWT------',
-    '',
-    '************************* IMPORTANT *************************',
-    'NKEY Seed printed below can be used to sign and prove identity.',
-    'NKEYs are sensitive and should be treated as secrets.',
-    '',
-    '-----BEGIN USER NKEY SEED-----',
-    seed,
-    '------END USER NKEY SEED------',
-    '',
-    '*************************************************************',
-    '',
-  ].join(eol);
-}
 
 let n = 0;
 function file(text: string): string {
