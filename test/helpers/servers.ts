@@ -271,7 +271,8 @@ export async function startServer(kind: ServerKind, opts: StartOptions = {}): Pr
 
 /** GET a monitoring endpoint and parse its JSON body. */
 export async function monitor<T = Record<string, unknown>>(srv: RunningServer, path: string): Promise<T> {
-  const res = await fetch(`http://${HOST}:${srv.httpPort}${path}`);
+  // A deadline, so a server that stops answering fails the caller's poll instead of hanging it.
+  const res = await fetch(`http://${HOST}:${srv.httpPort}${path}`, { signal: AbortSignal.timeout(10_000) });
   const body = await res.text();
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${body}`);
   return JSON.parse(body) as T;
