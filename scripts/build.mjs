@@ -46,6 +46,18 @@ const plainBufferList = {
     }));
   },
 };
+// Node's built-ins through require(): an ESM import of a built-in builds a namespace of all its
+// exports, which runs their lazy getters (Node 24's node:http then loads undici, http2,
+// worker_threads and more: ~13 MiB of idle RSS for nothing). require() leaves them lazy.
+const builtinsViaRequire = {
+  name: 'builtins-via-require',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) =>
+      args.namespace === 'builtin' ? { path: args.path, external: true } : { path: args.path, namespace: 'builtin' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
 const result = await build({
   entryPoints: [join(root, 'src', 'main.ts')],
   outfile: out,
@@ -63,7 +75,7 @@ const result = await build({
   },
   // mqtt-packet's `debug` calls cost CPU per packet even when off: they compile to nothing here.
   alias: { debug: join(root, 'scripts', 'lib', 'debug-off.cjs') },
-  plugins: [plainBufferList],
+  plugins: [plainBufferList, builtinsViaRequire],
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',

@@ -4,7 +4,8 @@ import { MemoryBudget } from './core/budget.js';
 import { Router } from './core/router.js';
 import { attachJetStreamMonitoring, startJetStream, type JetStream } from './jetstream/index.js';
 import type { Logger } from './log.js';
-import { LeafNodes, parseLeafConfig } from './leaf/index.js';
+import type { LeafNodes } from './leaf/index.js';
+import { attachConsole } from './monitor/console/index.js';
 import { MonitorServer } from './monitor/http-server.js';
 import { leafz } from './monitor/leafz.js';
 import { leafRemoteMetrics, metrics, processMemory, type MetricsSource } from './monitor/metrics.js';
@@ -13,12 +14,12 @@ import { Authenticator } from './nats/auth.js';
 import type { ClientConnection } from './nats/client.js';
 import type { ClientContext } from './nats/context.js';
 import { NatsListener } from './nats/listener.js';
-import { MqttBroker, type MqttContext } from './mqtt/broker.js';
+import type { MqttBroker, MqttContext } from './mqtt/broker.js';
 import { parseMqttConfig, type MqttOptions } from './mqtt/config.js';
-import { MqttListener } from './mqtt/listener.js';
+import type { MqttListener } from './mqtt/listener.js';
 import { NATS_EDGE_VERSION, NATS_SERVER_LEVEL } from './version.js';
 import { parseWebsocketConfig } from './ws/config.js';
-import { WebsocketListener } from './ws/listener.js';
+import type { WebsocketListener } from './ws/listener.js';
 
 const HOUSEKEEPING_MS = 250;
 
@@ -215,6 +216,9 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     const mo = parseMqttConfig(block, this.opts);
     const js = this.jetstream;
     if (js === null) throw new Error('mqtt requires jetstream');
+    // Loaded only when configured (here and for websocket and leafnodes below): the bundle
+    // evaluates mqtt-packet, ws and nkeys/tweetnacl on first use, not at every start.
+    const [{ MqttBroker }, { MqttListener }] = await Promise.all([import('./mqtt/broker.js'), import('./mqtt/listener.js')]);
     const broker = new MqttBroker(this, mo, js);
     broker.start();
     const listener = new MqttListener(broker);
@@ -237,6 +241,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
     if (block === undefined) return;
     const wo = parseWebsocketConfig(block, this.opts);
     if (wo === null) return;
+    const { WebsocketListener } = await import('./ws/listener.js');
     const ws = new WebsocketListener(this, wo, {
       clientCount: () => this.clients.size + (this.mqtt?.connectionCount ?? 0),
       accepted: (c) => {
@@ -256,9 +261,10 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
   }
 
   /** Leafnode remotes: dialed in the background, so the server is ready whether the hub is up or not. */
-  private startLeafnodes(): void {
+  private async startLeafnodes(): Promise<void> {
     const block = this.opts.blocks.leafnodes;
     if (block === undefined) return;
+    const { LeafNodes, parseLeafConfig } = await import('./leaf/index.js');
     const lo = parseLeafConfig(block, this.opts);
     if (lo === null) return;
     const o = this.opts;
@@ -331,7 +337,7 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       throw err;
     }
     if (o.tls !== undefined) this.log.info('TLS required for client connections');
-    this.startLeafnodes();
+    await this.startLeafnodes();
     if (o.httpPort !== undefined) {
       this.monitor = new MonitorServer(this, {
         host: o.httpHost,
@@ -347,6 +353,14 @@ export class Server implements ClientContext, MonitorSource, MqttContext {
       this.monitor.route('/leafz', (q) => leafz({ serverId: this.serverId, leafLinks: () => this.leafnodes?.views() ?? [] }, q));
       this.monitor.addVarzExtension((v) => this.leafVarz(v));
       this.monitor.route('/metrics', () => metrics(this.metricsSnapshot()));
+      // The console at the base path and its live feed at /events (issue 8).
+      attachConsole(this.monitor, {
+        metrics: () => this.metricsSnapshot(),
+        traffic: () => this.router.stats,
+        connections: () => this.openConnections(),
+        leafLinks: () => this.leafnodes?.views() ?? [],
+        jetstream: () => this.jetstream,
+      });
       this.boundHttpPort = await this.monitor.listen();
     }
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);

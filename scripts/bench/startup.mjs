@@ -6,7 +6,7 @@
 //
 //   node scripts/bench/startup.mjs [--rounds R] [--count N] [--only nats-server|edge] [--quick]
 //                                  [--json out.json] [--markdown out.md] [--dir PARENT]
-//                                  [--no-build] [--edge-bundle FILE]
+//                                  [--no-build] [--edge-bundle FILE] [--node BIN] [--compile-cache DIR]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
@@ -36,6 +36,10 @@ const USAGE = `usage: node scripts/bench/startup.mjs [options]
                       device's SD card to measure that card
   --no-build          do not run scripts/build.mjs --if-stale before measuring nats-edge
   --edge-bundle FILE  run this bundle as is (no build, no copy); it needs node_modules beside it
+  --node BIN          run nats-edge and the bare-node floor with this Node runtime (e.g. a release's
+                      node/bin/node; better-sqlite3 beside the bundle must be built for it)
+  --compile-cache DIR start nats-edge with NODE_COMPILE_CACHE=DIR, as the release's launcher does
+                      under systemd (Node >= 22.1; the first start fills it)
 `;
 
 const args = readArgs({
@@ -45,6 +49,8 @@ const args = readArgs({
   flags: {
     '--count': (o, take) => (o.count = take.num()),
     '--dir': (o, take) => (o.dir = take.str()),
+    '--node': (o, take) => (o.node = take.str()),
+    '--compile-cache': (o, take) => (o.compileCache = take.str()),
   },
 });
 
@@ -363,9 +369,22 @@ async function stopChecked(server, out, what) {
   return exit;
 }
 
+/** NODE: the runtime that runs nats-edge and the floors (--node), else this process's own. */
+const NODE = args.node ?? process.execPath;
+
+/**
+ * nats-edge under --node and --compile-cache: `env NODE_COMPILE_CACHE=DIR node ...` (env execs
+ * node in the same process, so the pid and its /proc figures are node's).
+ */
+function edgeRuntime(kind, c) {
+  if (kind !== 'nats-edge') return c;
+  if (args.compileCache === undefined) return { cmd: NODE, args: c.args };
+  return { cmd: 'env', args: [`NODE_COMPILE_CACHE=${args.compileCache}`, NODE, ...c.args] };
+}
+
 async function runRound(kind, round, bundle) {
   const out = { kind, round, loadavg: loadavg()[0], errors: [], serverLogNotes: [] };
-  const command = (port, storeDir) => serverCommand(kind, serverFlags(port, storeDir), { bundle });
+  const command = (port, storeDir) => edgeRuntime(kind, serverCommand(kind, serverFlags(port, storeDir), { bundle }));
   const step = async (name, fn) => {
     try {
       await fn();
@@ -453,13 +472,13 @@ async function runFloor(round) {
   const out = { round, errors: [] };
   try {
     const port = await freePort();
-    const { server, readyMs, cpuMs, waitMs } = await coldStart('bare node', process.execPath, ['-e', NODE_LISTEN_SRC, String(port)], port, REPO_ROOT);
+    const { server, readyMs, cpuMs, waitMs } = await coldStart('bare node', NODE, ['-e', NODE_LISTEN_SRC, String(port)], port, REPO_ROOT);
     await server.stop();
     out.nodeListenReadyMs = readyMs;
     out.nodeListenCpuMs = cpuMs;
     out.nodeListenWaitMs = waitMs;
     const idle = await spawnServer({
-      kind: 'bare node', cmd: process.execPath, args: ['-e', 'setInterval(()=>{},1000)'], cwd: REPO_ROOT, ready: async () => true, notReady: '',
+      kind: 'bare node', cmd: NODE, args: ['-e', 'setInterval(()=>{},1000)'], cwd: REPO_ROOT, ready: async () => true, notReady: '',
     });
     out.nodeIdleRss = await idleRss(idle.pid);
     await idle.stop();
@@ -506,7 +525,7 @@ function sizes(bundlePath) {
     addonPath: ADDON,
     addonBytes: fileSize(ADDON),
     addonStrippedBytes: strippedSize(ADDON),
-    nodeRuntimeBytes: fileSize(process.execPath),
+    nodeRuntimeBytes: fileSize(NODE),
     natsServerPath,
     natsServerBytes: natsServerPath === undefined ? NaN : fileSize(natsServerPath),
   };
@@ -638,6 +657,10 @@ async function main() {
   console.log(`nats-edge start, size, idle memory and disk-write benchmark, ${facts.date}`);
   console.log(machineLine(facts));
   if (facts.edgeBundle) console.log(`bundle: ${bundle.path}, ${fmtInt(facts.edgeBundle.bytes)} bytes, built ${facts.edgeBundle.mtime}`);
+  if (args.node !== undefined || args.compileCache !== undefined) {
+    facts.edgeNode = { path: NODE, version: execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim(), compileCache: args.compileCache ?? null };
+    console.log(`nats-edge and the floors run on ${facts.edgeNode.path} ${facts.edgeNode.version}${args.compileCache !== undefined ? `, NODE_COMPILE_CACHE=${args.compileCache}` : ''}`);
+  }
   console.log(`store directories under ${plan.storeParent} (${facts.storeFilesystem})`);
   console.log(
     `servers: ${kinds.join(' and ')}, each as \`-p PORT\`, then \`-js -sd DIR -p PORT\` on a fresh store, then again on that store; ` +

@@ -15,12 +15,19 @@ const INSTALL_ONLY = new Set(['prebuild-install']);
  * The launcher: runs the bundle with the runtime shipped beside it, whatever Node the system
  * has (or none). readlink -f so that a symlink to it (/usr/local/bin/nats-edge) still finds
  * the release. Arguments go to the broker; Node's own flags (the profile's heap limits) come
- * from NODE_OPTIONS, which the systemd unit sets.
+ * from NODE_OPTIONS, which the systemd unit sets. Under systemd (CacheDirectory=) it points
+ * Node's compile cache there: parsing and compiling the bundle is about a third of a cold start,
+ * and Node >= 22.1 then reuses the compiled code; older runtimes ignore the variable.
  */
 export const LAUNCHER = `#!/bin/sh
 # nats-edge launcher: runs the broker with the Node runtime of this release.
 # Broker flags are nats-server's (nats-edge -h); Node flags go in NODE_OPTIONS.
 set -e
+# Compiled code of the bundle kept between starts (Node >= 22.1; NODE_COMPILE_CACHE set by hand wins).
+if [ -z "\${NODE_COMPILE_CACHE:-}" ] && [ -n "\${CACHE_DIRECTORY:-}" ]; then
+  NODE_COMPILE_CACHE="\${CACHE_DIRECTORY%%:*}/compile-cache"
+  export NODE_COMPILE_CACHE
+fi
 self=$(readlink -f "$0")
 root=$(dirname "$(dirname "$self")")
 exec "$root/${LAYOUT.node}" "$root/${LAYOUT.bundle}" "$@"

@@ -25,7 +25,7 @@ const NUMBER_FIELDS = [
   'sqliteCacheSize',
   'walMaxBytes',
 ] as const;
-const OPTIONAL_NUMBER_FIELDS = ['memoryHigh', 'maxPendingTotal'] as const;
+const OPTIONAL_NUMBER_FIELDS = ['memoryHigh', 'maxPendingTotal', 'commitLingerMs'] as const;
 
 /** Checks a profile document field by field, so a bad file fails loudly rather than at run time. */
 export function validateProfile(raw: unknown, source: string): ProfileLimits {

@@ -48,7 +48,21 @@ const JETSTREAM_MIGRATIONS: readonly Migration[] = [
       last_ts INTEGER NOT NULL DEFAULT 0
     )`,
   },
+  {
+    version: 2,
+    description:
+      'message tables: the per-row index on subject (js_msgs_<id>_subj) becomes the bulk-written ' +
+      'table js_msgs_<id>_sx (message-table.ts), so a commit no longer rewrites one index leaf per subject',
+    sql: '',
+    run: (db) => {
+      const ids = db.prepare('SELECT id FROM main.js_streams').pluck().all() as number[];
+      for (const id of ids) MessageTable.upgrade(db, 'main', id);
+    },
+  },
 ];
+
+/** Page cache while streams are restored at startup, KiB (see JetStream.start). */
+const RESTORE_CACHE_KIB = 1024;
 
 const MEM_SCHEMA = `CREATE TABLE IF NOT EXISTS mem.js_streams(
   id INTEGER PRIMARY KEY,
@@ -87,6 +101,7 @@ export function storeSettings(options: JetStreamOptions, profile: ProfileLimits 
     cacheSize: profile?.sqliteCacheSize ?? DEFAULT_STORE_SETTINGS.cacheSize,
     syncInterval: options.syncInterval,
     walMaxBytes: profile?.walMaxBytes ?? DEFAULT_STORE_SETTINGS.walMaxBytes,
+    ...(profile?.commitLingerMs !== undefined ? { commitLingerMs: profile.commitLingerMs } : {}),
     // max_file_store is what the store may take on disk (boards.md: the SQLite files), so the
     // database file is capped at it less the WAL's share. The accounting with nats-server's record
     // sizes refuses most publishes first; SQLite's page overhead (1.2-2x for 1-4 KiB messages,
@@ -130,6 +145,7 @@ export class JetStream implements JetStreamRuntime, StreamContext {
     this.commit = new GroupCommit(db, {
       syncInterval: settings.syncInterval,
       walMaxBytes: settings.walMaxBytes,
+      ...(settings.commitLingerMs !== undefined ? { lingerMs: settings.commitLingerMs } : {}),
       log: (level, msg) => this.log.log(level, msg),
     });
     this.api = new JsApi(o.router, o.log, o.nextCid(), this.domain);
@@ -166,7 +182,16 @@ export class JetStream implements JetStreamRuntime, StreamContext {
     js.logStart(settings);
     registerStreamApi(js);
     registerConsumerApi(js);
-    js.loadStreams();
+    // Restoring a stream reads its whole table (Stream.loadState: counts, bytes, subjects). With
+    // the full cache_size those pages stay cached, and even once SQLite lets them go malloc keeps
+    // the memory, so an idle server would hold up to cache_size more RSS after every restart. A
+    // small cache for the scan reuses the same few pages; publishes and reads grow it again.
+    db.pragma(`cache_size = ${settings.cacheSize < 0 ? Math.max(Math.trunc(settings.cacheSize), -RESTORE_CACHE_KIB) : Math.min(Math.trunc(settings.cacheSize), RESTORE_CACHE_KIB / 4)}`);
+    try {
+      js.loadStreams();
+    } finally {
+      db.pragma(`cache_size = ${Math.trunc(settings.cacheSize)}`);
+    }
     js.api.start();
     return js;
   }
@@ -179,6 +204,7 @@ export class JetStream implements JetStreamRuntime, StreamContext {
     this.log.info(`  Store Directory: "${this.storeDir}"`);
     if (this.domain !== undefined) this.log.info(`  Domain:          ${this.domain}`);
     this.log.info(`  Sync:            ${settings.syncInterval === 'always' ? 'always (FULL before every ack)' : `every ${settings.syncInterval} ms`}`);
+    if (settings.commitLingerMs !== undefined) this.log.info(`  Commit linger:   ${settings.commitLingerMs} ms`);
     this.log.info(`  SQLite:          ${pragmaReport(this.db)}`);
   }
 

@@ -111,7 +111,9 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
   private lastMsgId = '';
   private readonly subjects = new Map<string, SubjectState>();
   private readonly dedupe = new DedupeWindow();
-  private stateDirty = false;
+  /** last_seq / last_ts as js_streams holds them (persistState). */
+  private savedLast = 0;
+  private savedTs = 0;
 
   // ---- pending work -------------------------------------------------------------------
   private pubs: PendingPub[] = [];
@@ -225,7 +227,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     raw.set(data);
     this.pubs.push(new PendingPub(msg.subject, msg.reply, msg.hdrLen > 0 ? msg.hdrLen : 0, raw, msg.receipt));
     msg.receipt?.captured();
-    this.ctx.commit.enlist(this);
+    this.ctx.commit.enlist(this, msg.reply !== '' || msg.receipt !== undefined);
   }
 
   /** OriginSink: a message copied from an origin, stored like a publish in the next transaction. */
@@ -285,10 +287,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     this.advance(end);
     // Source positions move in the transaction that stores what they copied.
     this.origins?.persist();
-    if (this.stateDirty) {
-      this.saveState.run(this.last, this.lastTs, this.id);
-      this.stateDirty = false;
-    }
+    this.persistState();
     this.ctx.commit.wrote(bytes);
     return rows;
   }
@@ -402,7 +401,6 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
       if (origin.seq > seq) {
         seq = origin.seq;
         this.last = seq - 1;
-        this.stateDirty = true;
       }
       if (origin.tsUs > 0) ts = origin.tsUs > this.lastTs ? origin.tsUs : this.lastTs;
     }
@@ -410,7 +408,6 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
       // Nobody would ever read it: the sequence is used, nothing is stored.
       this.last = seq;
       this.lastTs = ts;
-      this.stateDirty = true;
       if (msgId !== null) this.dedupe.add(msgId, seq, ts);
       p.ack = `${this.ackPrefix}"seq":${seq}}`;
       return;
@@ -430,7 +427,6 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     this.msgs++;
     this.bytes += size;
     this.ctx.usage.add(this.storage, size);
-    this.stateDirty = true;
     this.appended = true;
     const st = this.subjects.get(p.subject);
     if (st === undefined) this.subjects.set(p.subject, new SubjectState(1, seq));
@@ -517,7 +513,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
   private removeFrontRows(rows: RowMeta[]): number {
     if (rows.length === 0) return 0;
     for (const m of rows) this.forget(m);
-    this.table.deleteRange(rows[0]!.seq, rows[rows.length - 1]!.seq);
+    this.table.deleteRows(rows);
     this.noteRemoved('front');
     this.recountSubjects();
     return rows.length;
@@ -526,7 +522,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
   private removeRows(rows: RowMeta[]): number {
     for (const m of rows) {
       this.forget(m);
-      this.table.deleteSeq(m.seq);
+      this.table.deleteSeq(m.seq, m.subject);
     }
     if (rows.length > 0) this.noteRemoved('some');
     this.recountSubjects();
@@ -685,10 +681,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     try {
       result = this.ctx.commit.transact(() => {
         const r = fn();
-        if (this.stateDirty) {
-          this.saveState.run(this.last, this.lastTs, this.id);
-          this.stateDirty = false;
-        }
+        this.persistState();
         return r;
       });
     } catch (err) {
@@ -711,10 +704,7 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
         if (seq !== undefined && seq > 0) {
           const n = this.removeAllBelow(seq);
           // Compacting past the end moves the sequence on, as nats-server does.
-          if (seq > this.last + 1) {
-            this.last = seq - 1;
-            this.stateDirty = true;
-          }
+          if (seq > this.last + 1) this.last = seq - 1;
           return n;
         }
         if (keep !== undefined && keep > 0) {
@@ -1010,7 +1000,10 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     for (const row of this.table.subjectCounts()) this.subjects.set(row.subject, new SubjectState(row.n, row.last));
     const lastRow = this.table.last();
     this.last = Math.max(lastSeq, lastRow?.seq ?? 0);
-    this.lastTs = lastTs;
+    // js_streams may be behind the table (persistState): the newest row then says both.
+    this.lastTs = lastRow !== null && lastRow.seq === this.last ? Math.max(lastTs, lastRow.ts) : lastTs;
+    this.savedLast = lastSeq;
+    this.savedTs = lastTs;
     this.lastMsgId = lastRow?.msgId ?? '';
     this.firstCache = -1;
     this.subjectsToRecount.clear();
@@ -1022,9 +1015,25 @@ export class Stream implements StreamHandle, CommitParticipant, Subscriber, Orig
     }
   }
 
+  /**
+   * Makes js_streams' last_seq / last_ts right for what this transaction leaves, writing the row
+   * only when the table cannot say it: while the newest stored row is `last` (every plain
+   * append), loadState derives both from that row, so a commit does not rewrite the state row's
+   * page on top of the messages' own pages. After removals at the end, skipped sequences
+   * (interest retention, mirrors, compaction past the end) or an emptied stream it is written.
+   */
+  private persistState(): void {
+    if (this.savedLast === this.last && this.savedTs === this.lastTs) return;
+    if (this.last > 0 && this.table.has(this.last)) return;
+    this.saveState.run(this.last, this.lastTs, this.id);
+    this.savedLast = this.last;
+    this.savedTs = this.lastTs;
+  }
+
   private reload(): void {
     const row = this.readState.get(this.id) as { last_seq: number; last_ts: number } | undefined;
-    this.stateDirty = false;
+    // The in-memory part of the subject index may hold rows the failed transaction took back.
+    this.table.reloadTail();
     this.loadState(row?.last_seq ?? 0, row?.last_ts ?? 0);
   }
 }

@@ -93,6 +93,7 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
   private phase: Phase = 'idle';
   private state: LeafLinkState = 'disconnected';
   private since = new Date();
+  private upDownSince = new Date();
   private readonly hubSubs = new Map<string, HubSub>();
   private readonly bufferSubs: Subscription[] = [];
   /** The loop-detection subject of our account (leafnode.md §7). */
@@ -710,6 +711,7 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
   }
 
   private setState(s: LeafLinkState): void {
+    if ((s === 'connected') !== (this.state === 'connected')) this.upDownSince = new Date();
     this.state = s;
     this.since = new Date();
   }
@@ -747,6 +749,8 @@ export class LeafLink implements LinkSubscriber, LeafProtocolHandler, ReplaySend
       url: this.current === null ? redactUrl(this.remote.urls[0]!) : redactUrl(this.current),
       state: this.state,
       since: this.since,
+      upDownSince: this.upDownSince,
+      failedDials: this.failures,
       account: this.remote.account,
       remoteAccount: hub?.remote_account ?? '',
       ip: sock?.remoteAddress ?? '',

@@ -17,7 +17,7 @@ import type { Router } from '../core/router.js';
 import type { Subscriber, Subscription } from '../core/subscription.js';
 import type { Logger } from '../log.js';
 import type { LeafBufferStore } from './buffer-store.js';
-import type { BufferedMessage, BufferStats, LeafBufferOptions } from './types.js';
+import type { BufferedMessage, BufferStats, LeafBufferOptions, ReplayProgress } from './types.js';
 
 /** What the replay needs of the link it sends through. */
 export interface ReplaySender {
@@ -77,6 +77,8 @@ export class Replayer implements Subscriber {
   private replayed = 0;
   private discarded = 0;
   private backlogAtStart = 0;
+  /** `replayed` when the running replay started: its rate counts only its own messages. */
+  private replayedAtStart = 0;
   private startedAt = 0;
   private lastProgressLog = 0;
   private lastErrorLog = 0;
@@ -127,6 +129,7 @@ export class Replayer implements Subscriber {
     if (st.msgs > 0) {
       this.replaying = true;
       this.backlogAtStart = st.msgs;
+      this.replayedAtStart = this.replayed;
       this.startedAt = Date.now();
       this.lastProgressLog = this.startedAt;
       this.log.info(`Leafnode ${this.label}: replaying ${st.msgs} buffered message(s) (${st.bytes} bytes)${this.opts.replayRate > 0 ? ` at up to ${this.opts.replayRate} msgs/s` : ''}`);
@@ -285,11 +288,25 @@ export class Replayer implements Subscriber {
     this.pump();
     if (this.replaying && now - this.lastProgressLog >= PROGRESS_LOG_MS) {
       this.lastProgressLog = now;
-      const st = this.store.stats();
-      const rate = this.replayed / Math.max(1, (now - this.startedAt) / 1000);
-      const left = rate > 0 ? Math.round(st.msgs / rate) : -1;
-      this.log.info(`Leafnode ${this.label}: replay ${this.backlogAtStart - Math.min(st.msgs, this.backlogAtStart)}/${this.backlogAtStart} done, ${Math.round(rate)} msgs/s, ${st.msgs} queued${left >= 0 ? `, about ${left}s left` : ''}`);
+      const p = this.replayProgress(now);
+      if (p !== null) {
+        const queued = this.store.stats().msgs;
+        this.log.info(`Leafnode ${this.label}: replay ${p.done}/${p.total} done, ${Math.round(p.ratePerSec)} msgs/s, ${queued} queued${p.secondsLeft >= 0 ? `, about ${p.secondsLeft}s left` : ''}`);
+      }
     }
+  }
+
+  /** The running replay's progress (null when none runs), for the progress log line and the link's view. */
+  replayProgress(now: number): ReplayProgress | null {
+    if (!this.replaying || this.backlogAtStart === 0) return null;
+    const queued = this.store.stats().msgs;
+    const rate = (this.replayed - this.replayedAtStart) / Math.max(1, (now - this.startedAt) / 1000);
+    return {
+      done: this.backlogAtStart - Math.min(queued, this.backlogAtStart),
+      total: this.backlogAtStart,
+      ratePerSec: rate,
+      secondsLeft: rate > 0 ? Math.round(queued / rate) : -1,
+    };
   }
 
   private checkDone(): void {
@@ -313,8 +330,8 @@ export class Replayer implements Subscriber {
     if (n > 0) this.log.warn(`Leafnode ${this.label}: dropped ${n} buffered message(s) older than max_age`);
   }
 
-  view(): BufferStats & { replaying: boolean; replayed: number } {
-    return { ...this.store.stats(), replaying: this.replaying, replayed: this.replayed };
+  view(): BufferStats & { replaying: boolean; replayed: number; progress: ReplayProgress | null } {
+    return { ...this.store.stats(), replaying: this.replaying, replayed: this.replayed, progress: this.replayProgress(Date.now()) };
   }
 }
 

@@ -86,6 +86,17 @@ export interface BufferStats {
   appended: number;
 }
 
+/** Where a backlog replay stands (the numbers of its progress log line). */
+export interface ReplayProgress {
+  /** Messages of the backlog found at link-up already delivered, and that backlog. */
+  readonly done: number;
+  readonly total: number;
+  /** Messages replayed per second since the replay started. */
+  readonly ratePerSec: number;
+  /** Time left at that rate, seconds; -1 while unknown. */
+  readonly secondsLeft: number;
+}
+
 /** The state of one remote's link, as /leafz, /varz and the console show it. */
 export type LeafLinkState = 'connecting' | 'connected' | 'disconnected';
 
@@ -98,6 +109,10 @@ export interface LeafLinkView {
   readonly state: LeafLinkState;
   /** When `state` last changed. */
   readonly since: Date;
+  /** When the link last came up or went down (redial attempts while down leave it as it is). */
+  readonly upDownSince?: Date;
+  /** Dials that failed since the link was last up. */
+  readonly failedDials?: number;
   /** Local account bound ('$G'). */
   readonly account: string;
   /** The hub account we were bound to (connect_info INFO remote_account), '' until known. */
@@ -122,5 +137,7 @@ export interface LeafLinkView {
     readonly replaying: boolean;
     /** Messages replayed (acknowledged by the hub or flushed) since start. */
     readonly replayed: number;
+    /** The running replay's progress; null when none runs. */
+    readonly progress?: ReplayProgress | null;
   };
 }

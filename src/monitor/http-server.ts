@@ -31,6 +31,41 @@ export interface EndpointResult {
  */
 export type EndpointHandler = (query: URLSearchParams) => EndpointResult | Promise<EndpointResult>;
 
+/**
+ * A response that stays open (Server-Sent Events): the headers go out at once, then `open`
+ * writes to the sink until the client goes away or the monitor closes.
+ */
+export interface StreamingResult {
+  readonly contentType: string;
+  open(sink: ResponseSink): void;
+}
+
+/** The open end of a streaming response. */
+export interface ResponseSink {
+  /** Queues a chunk; false when the client is not keeping up (the chunk is still queued). */
+  write(chunk: string): boolean;
+  /** Bytes queued for the client and not yet written. */
+  readonly queued: number;
+  /** Called once, when the client is gone or the monitor closes. */
+  onClose(fn: () => void): void;
+}
+
+/** An endpoint that may answer with a whole body or with a stream. */
+export type StreamingHandler = (query: URLSearchParams) => EndpointResult | StreamingResult;
+
+/** One link of the index page: an endpoint path (without the base path) and its label. */
+export interface IndexLink {
+  readonly path: string;
+  readonly label: string;
+}
+
+/**
+ * Renders the page at the base path. `links` are relative to the page's directory (which
+ * `baseHref` names, relative to the request: '' at `/` or `/mon/`, 'mon/' at `/mon`), so
+ * the page works behind a proxy that adds its own prefix.
+ */
+export type IndexRenderer = (links: readonly IndexLink[], baseHref: string) => string;
+
 export type MonitorLog = (level: 'INF' | 'WRN' | 'ERR', msg: string) => void;
 
 export interface MonitorServerOptions {
@@ -47,7 +82,11 @@ export interface MonitorServerOptions {
 interface Route {
   /** The name requests are counted under in /varz http_req_stats. */
   readonly statsKey: string;
-  readonly handler: EndpointHandler;
+  readonly handler: EndpointHandler | StreamingHandler;
+}
+
+function isStreaming(r: EndpointResult | StreamingResult): r is StreamingResult {
+  return 'open' in r;
 }
 
 const NOT_FOUND = '404 page not found\n';
@@ -87,6 +126,8 @@ export class MonitorServer {
   private readonly base: string;
   private readonly log: MonitorLog;
   private server: http.Server | undefined;
+  private renderIndex: IndexRenderer | null = null;
+  private readonly closeHooks: (() => void)[] = [];
 
   constructor(
     private readonly source: MonitorSource,
@@ -106,6 +147,21 @@ export class MonitorServer {
   route(path: string, handler: EndpointHandler): void {
     this.addRoute(path, path, handler);
     if (!this.listed.includes(path)) this.listed.push(path);
+  }
+
+  /** An endpoint that may stream (e.g. `/events`); not listed on the index page. */
+  streamRoute(path: string, handler: StreamingHandler): void {
+    this.addRoute(path, path, handler);
+  }
+
+  /** The page at the base path (the default is a list of the endpoints). */
+  setIndexPage(render: IndexRenderer): void {
+    this.renderIndex = render;
+  }
+
+  /** Work to stop when the monitor closes (timers of what feeds its endpoints). */
+  onClose(fn: () => void): void {
+    this.closeHooks.push(fn);
   }
 
   /** Add a contribution to /varz. */
@@ -143,6 +199,7 @@ export class MonitorServer {
   }
 
   close(): Promise<void> {
+    for (const fn of this.closeHooks.splice(0)) fn();
     const server = this.server;
     this.server = undefined;
     if (server === undefined) return Promise.resolve();
@@ -152,7 +209,7 @@ export class MonitorServer {
     });
   }
 
-  private addRoute(path: string, statsKey: string, handler: EndpointHandler): void {
+  private addRoute(path: string, statsKey: string, handler: EndpointHandler | StreamingHandler): void {
     this.routes.set(posix.join(this.base, path), { statsKey, handler });
   }
 
@@ -189,7 +246,7 @@ export class MonitorServer {
 
     if (path === this.base || (this.base !== '/' && path === this.base + '/')) {
       this.count('/');
-      this.send(res, 200, 'text/html; charset=utf-8', this.indexPage());
+      this.send(res, 200, 'text/html; charset=utf-8', this.indexPage(path));
       return;
     }
     const route = this.routes.get(path);
@@ -198,7 +255,7 @@ export class MonitorServer {
       return;
     }
     this.count(route.statsKey);
-    let result: EndpointResult | Promise<EndpointResult>;
+    let result: EndpointResult | StreamingResult | Promise<EndpointResult>;
     try {
       result = route.handler(query);
     } catch (err) {
@@ -210,9 +267,32 @@ export class MonitorServer {
         (r) => this.respond(res, query, r),
         (err: unknown) => this.fail(res, path, err),
       );
+    } else if (isStreaming(result)) {
+      this.openStream(res, result);
     } else {
       this.respond(res, query, result);
     }
+  }
+
+  private openStream(res: http.ServerResponse, r: StreamingResult): void {
+    res.writeHead(200, {
+      'Content-Type': r.contentType,
+      'Cache-Control': 'no-cache',
+      // A reverse proxy must pass events on as they come, not buffer them.
+      'X-Accel-Buffering': 'no',
+    });
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    r.open({
+      write: (chunk) => res.write(chunk),
+      get queued() {
+        return res.writableLength;
+      },
+      onClose: (fn) => {
+        if (res.destroyed) queueMicrotask(fn);
+        else res.once('close', fn);
+      },
+    });
   }
 
   private respond(res: http.ServerResponse, query: URLSearchParams, r: EndpointResult): void {
@@ -252,7 +332,15 @@ export class MonitorServer {
     res.end(body);
   }
 
-  private indexPage(): string {
+  private indexPage(path: string): string {
+    if (this.renderIndex !== null) {
+      // Relative to the request: at `/mon` the page's directory is `mon/`, at `/` or `/mon/` it is ''.
+      const baseHref = path.endsWith('/') ? '' : `${encodeURIComponent(posix.basename(path))}/`;
+      return this.renderIndex(
+        this.listed.map((p) => ({ path: p.slice(1), label: LABELS[p] ?? p })),
+        baseHref,
+      );
+    }
     const prefix = this.base === '/' ? '' : this.base;
     const links = this.listed
       .map((p) => `<li><a href="${escapeHtml(prefix + p)}">${escapeHtml(LABELS[p] ?? p)}</a> <code>${escapeHtml(p)}</code></li>`)

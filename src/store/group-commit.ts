@@ -9,7 +9,11 @@
  *    linger lets one fsync cover the publishes of several turns.
  *  - N ms: synchronous=NORMAL (a process crash loses nothing committed) and every N ms, when
  *    something was written, a PASSIVE checkpoint, which syncs the WAL first: an OS crash or
- *    power cut loses at most the last N ms.
+ *    power cut loses at most the last N ms. With a linger (SD-card profiles), commits are at
+ *    least lingerMs apart: every commit rewrites whole pages (the table's last leaf at least),
+ *    so on a card a commit per publish writes ~4 KiB per message; spacing them lets one commit
+ *    carry what arrived meanwhile. A publish after a quiet spell commits at once, a full batch
+ *    (maxBatch writes) does not wait, so the wait is at most lingerMs and only under load.
  * Checkpoints are manual (wal_autocheckpoint = 0): run after a batch once the WAL has grown
  * towards its cap, so the multi-ms copy never sits inside a commit that acks wait on.
  */
@@ -36,7 +40,10 @@ export interface GroupCommitOptions {
   walMaxBytes: number;
   /** Rows per transaction; a longer queue continues in the next turn so the loop keeps breathing. */
   maxBatch?: number;
-  /** 'always' only: wait this long for more writes when the previous batch was not alone. */
+  /**
+   * 'always': wait this long for more writes when the previous batch was not alone (one fsync
+   * covers them). N ms: the least time between two commits (0 = commit every turn).
+   */
   lingerMs?: number;
   log?: (level: 'ERR' | 'WRN' | 'DBG', msg: string) => void;
 }
@@ -65,6 +72,14 @@ export class GroupCommit {
   private pending = new Set<CommitParticipant>();
   private generic: GenericWrite[] = [];
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  /** `scheduled` is a linger timer (not the next turn). */
+  private lingering = false;
+  /** Writes enlisted since the last flush began (enlist calls, about one per row). */
+  private enlisted = 0;
+  /** performance.now() when the last flush ended. */
+  private lastCommitAt = -Infinity;
+  /** Something enlisted since the last flush began is waited on. */
+  private awaited = false;
   private flushing = false;
   private closed = false;
   private readonly maxBatch: number;
@@ -91,7 +106,7 @@ export class GroupCommit {
     private readonly opts: GroupCommitOptions,
   ) {
     this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
-    this.lingerMs = opts.syncInterval === 'always' ? (opts.lingerMs ?? DEFAULT_ALWAYS_LINGER_MS) : 0;
+    this.lingerMs = opts.syncInterval === 'always' ? (opts.lingerMs ?? DEFAULT_ALWAYS_LINGER_MS) : Math.max(0, opts.lingerMs ?? 0);
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
@@ -104,13 +119,19 @@ export class GroupCommit {
     }
   }
 
-  /** `p` has work: it is written in the next transaction (once, however often it enlists). */
-  enlist(p: CommitParticipant): void {
+  /**
+   * `p` has work: it is written in the next transaction (once, however often it enlists).
+   * `awaited` = someone waits for this write's commit (a PubAck, a PUBACK); false for writes
+   * nobody waits on (a publish without reply), which may always linger.
+   */
+  enlist(p: CommitParticipant, awaited = true): void {
     if (this.closed) {
       p.commitDone(new Error('store closed'));
       return;
     }
     this.pending.add(p);
+    this.enlisted++;
+    if (awaited) this.awaited = true;
     this.schedule();
   }
 
@@ -121,6 +142,8 @@ export class GroupCommit {
       return;
     }
     this.generic.push({ write, done });
+    this.enlisted++;
+    this.awaited = true;
     this.schedule();
   }
 
@@ -209,11 +232,33 @@ export class GroupCommit {
   }
 
   private schedule(): void {
-    if (this.scheduled !== null || this.flushing) return;
+    if (this.flushing) return;
+    if (this.scheduled !== null) {
+      // A full batch is waiting: no reason to linger for more.
+      if (this.lingering && this.enlisted >= this.maxBatch) {
+        clearTimeout(this.scheduled as NodeJS.Timeout);
+        this.lingering = false;
+        this.scheduled = setImmediate(this.flushFn);
+      }
+      return;
+    }
+    const wait = this.lingerFor();
+    this.lingering = wait > 0;
+    this.scheduled = wait > 0 ? setTimeout(this.flushFn, wait) : setImmediate(this.flushFn);
+  }
+
+  /** How long the next flush waits (ms; 0 = the next turn). */
+  private lingerFor(): number {
+    if (this.lingerMs <= 0 || this.enlisted >= this.maxBatch || this.stats.lastBatch >= this.maxBatch) return 0;
     // Under 'always', a batch that was not alone suggests more writers: wait a little so one
     // fsync covers them. A lone writer is not delayed.
-    if (this.lingerMs > 0 && this.stats.lastBatch > 1) this.scheduled = setTimeout(this.flushFn, this.lingerMs);
-    else this.scheduled = setImmediate(this.flushFn);
+    if (this.opts.syncInterval === 'always') return this.stats.lastBatch > 1 ? this.lingerMs : 0;
+    // Interval policy: commits at least lingerMs apart; after a quiet spell, at once. A lone
+    // writer that waits for its commit (the last batch held one write) is not delayed: each of
+    // its writes is a commit of its own whatever the wait, so lingering would only cost it time.
+    if (this.awaited && this.stats.lastBatch <= 1) return 0;
+    const wait = this.lastCommitAt + this.lingerMs - performance.now();
+    return wait >= 1 ? Math.ceil(wait) : 0;
   }
 
   private flush(): void {
@@ -223,6 +268,9 @@ export class GroupCommit {
     if (parts.size === 0 && generic.length === 0) return;
     this.pending = new Set();
     this.generic = [];
+    this.enlisted = 0;
+    this.awaited = false;
+    this.lingering = false;
     this.flushing = true;
     this.bytesThisBatch = 0;
     const done: CommitParticipant[] = [];
@@ -278,6 +326,7 @@ export class GroupCommit {
       this.opts.log?.('ERR', `Store commit failed (${rows} rows): ${txError.message}`);
     }
     this.flushing = false;
+    this.lastCommitAt = performance.now();
     if (txError === null) {
       this.stats.commits++;
       this.stats.rows += rows;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -460,6 +460,8 @@ setInterval(() => undefined, 1 << 30);
 `,
       );
       const out = join(dir, 'child.mjs');
+      // The child loads better-sqlite3 at run time from beside itself, as the bundle does.
+      symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
       const req = createRequire(join(ROOT, 'package.json'));
       const sqlitePath = req.resolve('better-sqlite3');
       await build({

@@ -112,11 +112,11 @@ describe('MessageTable', () => {
     expect(t.seqAtOrAfterTime(1025, 1, 6)).toBe(4);
     expect(t.seqAtOrAfterTime(0, 1, 6)).toBe(1);
     expect(t.seqAtOrAfterTime(5000, 1, 6)).toBe(0);
-    t.deleteSeq(4);
+    expect(t.deleteSeq(4, 'c')).toBe(true);
     // With a gap the search still lands on the first stored message at or after the time.
     expect(t.seqAtOrAfterTime(1025, 1, 6)).toBe(5);
     expect([...t.allSeqs()]).toEqual([1, 2, 3, 5, 6]);
-    expect(t.deleteRange(1, 3)).toBe(3);
+    expect(t.deleteRows([1, 2, 3].map((seq) => t.metaOne(seq)!))).toBe(3);
     expect(t.first()).toEqual({ seq: 5, ts: 1040 });
     expect(t.stats()).toEqual({ n: 2, b: 2 + 4, h: 0 });
     MessageTable.drop(db, 'main', 7);

@@ -178,6 +178,57 @@ describe('GroupCommit', () => {
     gc.close();
   });
 
+  it('interval policy: commits at least lingerMs apart under load, never delaying a lone awaited writer', async () => {
+    const db = openDb();
+    const gc = new GroupCommit(db, { syncInterval: 60_000, walMaxBytes: 1 << 20, lingerMs: 40, maxBatch: 50 });
+    const a = new Rows(db, gc);
+    const unawaited = (...values: string[]): void => {
+      a.queue.push(...values);
+      for (let i = 0; i < values.length; i++) gc.enlist(a, false);
+    };
+    const committed = (n: number): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (a.results.length >= n) resolve();
+          else setImmediate(check);
+        };
+        check();
+      });
+    // After a quiet spell a write is committed in the next turn.
+    unawaited('first');
+    await nextTurn();
+    expect(a.results).toEqual([null]);
+    // Right after a commit, writes nobody waits on wait for the linger and share one commit.
+    const t0 = performance.now();
+    unawaited('u1');
+    await nextTurn();
+    unawaited('u2', 'u3');
+    await nextTurn();
+    expect(a.results).toHaveLength(1);
+    await committed(2);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(35);
+    expect(gc.stats.lastBatch).toBe(3);
+    // A full batch does not wait for the timer.
+    unawaited('v');
+    await nextTurn();
+    expect(a.results).toHaveLength(2);
+    unawaited(...Array.from({ length: 60 }, (_, i) => `w${i}`));
+    await nextTurn();
+    expect(a.results).toHaveLength(3);
+    await committed(4);
+    // A lone writer that waits for each commit is delayed at most once (the batch before it was
+    // not alone); once its commits hold one row each, not at all.
+    a.add('lone');
+    await committed(5);
+    const n = a.results.length;
+    expect(gc.stats.lastBatch).toBe(1);
+    a.add('lone again');
+    await nextTurn();
+    expect(a.results).toHaveLength(n + 1);
+    expect(db.prepare('SELECT COUNT(*) FROM t').pluck().get()).toBe(1 + 3 + 61 + 2);
+    gc.close();
+  });
+
   it('checkpoints once the WAL estimate nears its cap, and on the sync interval when written', async () => {
     const db = openDb();
     const gc = new GroupCommit(db, { syncInterval: 60_000, walMaxBytes: 64 * 1024 });
