@@ -7,7 +7,7 @@
  * growing once the hub is killed. The browser's request log proves the page never reaches
  * beyond the gateway. Screenshots go to test-output/console/.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -112,6 +112,7 @@ describe('gateway console in chromium (nats-edge with MQTT, JetStream and a buff
   let browser: Browser | undefined;
   let context: BrowserContext;
   let page: Page;
+  let storeDir = '';
   let requests: LoggedRequest[] = [];
   let origin = '';
   let mainBody: Buffer | undefined;
@@ -129,7 +130,7 @@ describe('gateway console in chromium (nats-edge with MQTT, JetStream and a buff
     });
     const mqttPort = await freePort();
     remoteUrl = `nats-leaf://127.0.0.1:${hub.leafPort}`;
-    const storeDir = makeTempDir('nats-edge-console-');
+    storeDir = makeTempDir('nats-edge-console-');
     edge = await startServer('nats-edge', {
       config: [
         'server_name: edge',
@@ -248,6 +249,11 @@ describe('gateway console in chromium (nats-edge with MQTT, JetStream and a buff
     await waitForValue(page, streamCell('stream-consumers'), { op: 'eq', value: info.state.consumer_count }, UPDATE_WAIT_MS, `stream ${STREAM} consumers`);
     expect(info.state.consumer_count).toBe(1);
     await waitForValue(page, sel('js-streams'), { op: 'eq', value: 1 }, UPDATE_WAIT_MS, 'JetStream streams');
+    // The filesystem under the store, as statfs sees it (free space moves a little meanwhile).
+    const fs = statfsSync(storeDir);
+    expect(Number((await shown(page, sel('js-disk-size'))).value)).toBe(fs.blocks * fs.bsize);
+    const free = Number((await shown(page, sel('js-disk-free'))).value);
+    expect(Math.abs(free - fs.bavail * fs.bsize)).toBeLessThan(256 * 1024 * 1024);
     trickle.intoStream = true;
 
     // The uplink: named by its URL without the credentials, up, with a measured RTT.

@@ -293,9 +293,11 @@ function render(s) {
   if (js) {
     count('js-streams', js.streams);
     bytes('js-store', js.store);
-    put(q('js-store-max'), js.storeMax, orNone(js.storeMax, formatBytes, 'unlimited'));
-    bar('store', js.store, js.storeMax);
     var d = js.disk;
+    /* A cap larger than the disk (the 1 TiB default on an SD card) is not the limit that bites. */
+    var overDisk = d && js.storeMax > 0 && js.storeMax > js.store + d.free;
+    put(q('js-store-max'), js.storeMax, orNone(js.storeMax, formatBytes, 'unlimited') + (overDisk ? ' (more than the disk has free)' : ''));
+    bar('store', js.store, js.storeMax);
     put(q('js-disk-free'), d ? d.free : '', d ? formatBytes(d.free) : 'unknown');
     put(q('js-disk-size'), d ? d.size : '', d ? formatBytes(d.size) : 'unknown');
     bar('disk', d ? d.size - d.free : 0, d ? d.size : 0);
