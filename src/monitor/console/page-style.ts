@@ -16,6 +16,7 @@ main{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem;padding
 section{background:var(--card);border:1px solid var(--line);border-radius:.5rem;padding:.9rem 1rem;min-width:0}
 .wide{grid-column:1/-1}
 @media (max-width:700px){main{grid-template-columns:minmax(0,1fr);padding:.5rem;gap:.5rem}.wide{grid-column:auto}}
+@media (max-width:480px){th.addr,[data-testid=talker-address]{display:none}}
 [data-testid=problems] p{margin:.2rem 0}
 .problem{padding:.45rem .7rem;margin:.3rem 0;border-left:4px solid var(--bad);background:color-mix(in srgb,var(--bad) 10%,transparent);border-radius:.25rem}
 .none{color:var(--ok);font-weight:600}

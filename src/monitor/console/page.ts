@@ -59,7 +59,7 @@ const BODY = String.raw`
 <div class="tile"><span class="k">WebSocket</span><b data-testid="conn-websocket" data-value="0">0</b></div>
 <div class="tile"><span class="k">Leaf</span><b data-testid="conn-leaf" data-value="0">0</b></div>
 </div>
-<div class="scroll"><table data-testid="talkers"><thead><tr><th>Kind</th><th>Name</th><th>Address</th><th class="n">Msgs in</th><th class="n">Msgs out</th><th class="n">Bytes</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table data-testid="talkers"><thead><tr><th>Kind</th><th>Name</th><th class="addr">Address</th><th class="n">Msgs in</th><th class="n">Msgs out</th><th class="n">Bytes</th></tr></thead><tbody></tbody></table></div>
 </section>
 
 <section><h2>Memory</h2>
