@@ -22,7 +22,7 @@ import { diskUsage } from './lib/js-server.mjs';
 import { machineFacts, machineLine } from './lib/report.mjs';
 import { settledRss } from './lib/rss.mjs';
 import { fmtFixed, fmtInt, markdownTable, median, textTable } from './lib/stats.mjs';
-import { RawConn, makePayload, pubFrame } from './lib/wire.mjs';
+import { runAckedPublish } from './lib/js-load.mjs';
 
 const USAGE = `usage: node scripts/bench/startup.mjs [options]
   --rounds R          rounds, each kind once per round, order alternating (default 5; 1 with --quick)
@@ -59,7 +59,6 @@ const STREAM = 'DISK';
 const SUBJECT_COUNT = 16;
 const SUBJECTS = Array.from({ length: SUBJECT_COUNT }, (_, k) => `d.${k}`);
 const PAYLOAD = 128;
-const PUBACK_INBOX = '_BENCH.diskack';
 const plan = {
   rounds: args.rounds ?? (args.quick ? 1 : 5),
   count: args.count ?? (args.quick ? 10_000 : 50_000),
@@ -237,76 +236,6 @@ function ioDelta(a, b) {
 // ---------------------------------------------------------------------------------------------
 // Stored messages
 
-/**
- * Publishes plan.count messages of 128 B on d.<i % 16>, each with a reply subject so the server
- * answers with a PubAck, at most plan.window unanswered. Raw socket: nats.js's promise per
- * message would make the client the bottleneck. Returns the rate, the PubAcks that carried an
- * error (checked when the body's first bytes share the MSG line's chunk; STREAM.INFO afterwards
- * is the full check) and the bytes the server sent on this socket (they are in its wchar).
- */
-async function publishAcked(port) {
-  const payload = makePayload(PAYLOAD);
-  const frames = Array.from({ length: plan.perWrite }, (_, i) => pubFrame(SUBJECTS[i % SUBJECT_COUNT], payload, PUBACK_INBOX));
-  const batch = Buffer.concat(frames);
-  // ends[k]: where the k-th frame of the batch ends, to cut the last, shorter write.
-  const ends = [0];
-  for (const f of frames) ends.push(ends[ends.length - 1] + f.length);
-  let sent = 0;
-  let acks = 0;
-  let errorAcks = 0;
-  let started = false;
-  let finish;
-  let fail;
-  const done = new Promise((res, rej) => {
-    finish = res;
-    fail = rej;
-  });
-  const pump = (conn) => {
-    if (!started) return;
-    while (sent < plan.count && sent - acks + plan.perWrite <= plan.window) {
-      const n = Math.min(plan.perWrite, plan.count - sent);
-      conn.write(n === plan.perWrite ? batch : batch.subarray(0, ends[n]));
-      sent += n;
-    }
-  };
-  const handler = {
-    onMsg(_conn, buf, _start, nl) {
-      acks++;
-      // A PubAck body starts `{"stream"`, an error one `{"error"`.
-      if (nl + 3 < buf.length && buf[nl + 3] === 101) errorAcks++;
-    },
-    afterData(conn) {
-      if (acks >= plan.count) finish(process.hrtime.bigint());
-      else pump(conn);
-    },
-  };
-  const conn = await RawConn.open(port, { handler });
-  try {
-    conn.write(Buffer.from(`SUB ${PUBACK_INBOX} 1\r\n`));
-    await conn.flush();
-    conn.waitClosed().then(() => fail(new Error(`connection closed after ${acks} PubAcks: ${conn.errors.join('; ')}`)));
-    let lastAcks = -1;
-    const stall = setInterval(() => {
-      if (acks === lastAcks) fail(new Error(`no PubAck for 30 s (at ${acks} of ${plan.count})`));
-      lastAcks = acks;
-    }, 30_000);
-    const bytesIn0 = conn.socket.bytesRead;
-    const t0 = process.hrtime.bigint();
-    started = true;
-    pump(conn);
-    let t1;
-    try {
-      t1 = await done;
-    } finally {
-      clearInterval(stall);
-    }
-    const seconds = Number(t1 - t0) / 1e9;
-    return { seconds, rate: plan.count / seconds, errorAcks, socketBytesToClient: conn.socket.bytesRead - bytesIn0 };
-  } finally {
-    conn.close();
-  }
-}
-
 /** Runs `fn(jsm)` on a nats.js connection to `port`, closed afterwards. */
 async function withJsm(port, fn) {
   const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 10_000 });
@@ -419,7 +348,8 @@ async function runRound(kind, round, bundle) {
         out.js = { command: server.command, readyMs, cpuMs, waitMs, pollerCpuMs, rss: await idleRss(server.pid) };
         await withJsm(port, (jsm) => jsm.streams.add({ name: STREAM, subjects: ['d.*'], storage: StorageType.File }));
         ioBefore = (await quietIo(server.pid)).io;
-        const pub = await publishAcked(port);
+        // Raw socket (lib/js-load.mjs): nats.js's promise per message would be the bottleneck.
+        const pub = await runAckedPublish({ port, subject: SUBJECTS, count: plan.count, payloadSize: PAYLOAD, window: plan.window, chunk: plan.perWrite });
         const after = await quietIo(server.pid);
         if (ioBefore === null || after.io === null) throw new Error(`/proc/${server.pid}/io is not readable`);
         const d = ioDelta(ioBefore, after.io);

@@ -27,18 +27,25 @@ function watchdog(stallMs, progress, fail) {
 }
 
 /**
- * Publishes `count` messages of `payloadSize` bytes to `subject`, each with a reply subject so
- * the server answers with a PubAck; keeps at most `window` unanswered, writing `chunk` PUB frames
- * per socket write. Resolves once every PubAck is in.
- * Returns { count, seconds, rate, errorAcks } where errorAcks counts PubAcks that were
- * `{"error":...}` (only PubAcks whose first bytes arrive in the same chunk as their MSG line are
- * checked; the stream's final state is the full check).
+ * Publishes `count` messages of `payloadSize` bytes, each with a reply subject so the server
+ * answers with a PubAck; keeps at most `window` unanswered, writing `chunk` PUB frames per socket
+ * write. `subject` is one subject or a list taken in turn (frame i of a write goes to
+ * subject[i % length]: make `chunk` a multiple of the length to keep the turn across writes).
+ * Resolves once every PubAck is in.
+ * Returns { count, seconds, rate, errorAcks, serverErrors, socketBytesToClient } where errorAcks
+ * counts PubAcks that were `{"error":...}` (only PubAcks whose first bytes arrive in the same
+ * chunk as their MSG line are checked; the stream's final state is the full check) and
+ * socketBytesToClient what the server sent on this socket while publishing.
  */
 export async function runAckedPublish({ port, subject, count, payloadSize, window, chunk = 100, stallMs = 30_000 }) {
-  const frame = pubFrame(subject, makePayload(payloadSize), PUBACK_INBOX);
+  const subjects = Array.isArray(subject) ? subject : [subject];
+  const payload = makePayload(payloadSize);
   const per = Math.min(chunk, window);
-  const batch = Buffer.allocUnsafe(frame.length * per);
-  for (let i = 0; i < per; i++) frame.copy(batch, i * frame.length);
+  const frames = Array.from({ length: per }, (_, i) => pubFrame(subjects[i % subjects.length], payload, PUBACK_INBOX));
+  const batch = Buffer.concat(frames);
+  // ends[k]: where the k-th frame of the batch ends, to cut the last, shorter write.
+  const ends = [0];
+  for (const f of frames) ends.push(ends[ends.length - 1] + f.length);
 
   let sent = 0;
   let acks = 0;
@@ -56,7 +63,7 @@ export async function runAckedPublish({ port, subject, count, payloadSize, windo
     if (!started) return;
     while (sent < count && sent - acks + per <= window) {
       const n = Math.min(per, count - sent);
-      conn.write(n === per ? batch : batch.subarray(0, n * frame.length));
+      conn.write(n === per ? batch : batch.subarray(0, ends[n]));
       sent += n;
     }
   };
@@ -80,6 +87,7 @@ export async function runAckedPublish({ port, subject, count, payloadSize, windo
     await conn.flush();
     const stopWatch = watchdog(stallMs, () => acks, (err) => fail(err));
     conn.waitClosed().then(() => fail(new Error(`connection closed after ${acks} PubAcks: ${conn.errors.join('; ')}`)));
+    const bytesIn0 = conn.socket.bytesRead;
     t0 = process.hrtime.bigint();
     started = true;
     pump(conn);
@@ -90,7 +98,7 @@ export async function runAckedPublish({ port, subject, count, payloadSize, windo
       stopWatch();
     }
     const seconds = Number(t1 - t0) / 1e9;
-    return { count, seconds, rate: count / seconds, errorAcks, serverErrors: conn.errors.slice() };
+    return { count, seconds, rate: count / seconds, errorAcks, serverErrors: conn.errors.slice(), socketBytesToClient: conn.socket.bytesRead - bytesIn0 };
   } finally {
     conn.close();
   }
